@@ -1,0 +1,129 @@
+"""Atomic outputs and schema-checked Parquet/JSON I/O.
+
+Every stage output is first written to a temporary path *in the same folder* and renamed into
+place only when it is complete, so a stage that fails or is killed leaves the previous output
+intact (or nothing), never a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import PipelineError
+
+SCHEMA_VERSION_KEY = b"hybrid_retrieval.schema_version"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    Works for files and folders: the caller creates whatever it wants at the yielded path.
+    On an exception the temporary path is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp_target = tmp / path.name
+    try:
+        yield tmp_target
+        if not tmp_target.exists():
+            raise RuntimeError(f"{path}: nothing was written to the temporary path {tmp_target}")
+        if path.is_dir() and not path.is_symlink():
+            # A folder cannot be replaced in one rename: move the old one aside first.
+            old = tmp / (path.name + ".old")
+            os.replace(path, old)
+        os.replace(tmp_target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` as pretty, key-sorted JSON (stable diffs for ``dvc metrics diff``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a missing or malformed file raises :class:`PipelineError` naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PipelineError(
+            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def with_schema_version(table: pa.Table, version: int) -> pa.Table:
+    """Return ``table`` with the schema version stored in its Parquet metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[SCHEMA_VERSION_KEY] = str(version).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike, *, schema: pa.Schema,
+                  version: int = 1, compression: str = "zstd",
+                  row_group_size: int | None = None) -> None:
+    """Check ``table`` against ``schema`` and write it atomically (zstd, schema version in metadata).
+
+    Column order follows ``schema``; a missing column or a wrong type raises :class:`PipelineError`.
+    """
+    table = conform(table, schema, what=str(path))
+    with atomic_path(path) as tmp:
+        pq.write_table(with_schema_version(table, version), tmp, compression=compression,
+                       row_group_size=row_group_size)
+
+
+def read_parquet(path: str | os.PathLike, *, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a Parquet file; with ``schema``, check that its columns and types match.
+
+    Unreadable, truncated or mismatching files raise :class:`PipelineError` naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: file not found")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PipelineError(f"{path}: not a readable Parquet file ({exc})") from None
+    if schema is not None:
+        table = conform(table, schema, what=str(path))
+    return table
+
+
+def conform(table: pa.Table, schema: pa.Schema, *, what: str) -> pa.Table:
+    """Select and cast ``table``'s columns to ``schema``, naming ``what`` and the field on mismatch."""
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            raise PipelineError(
+                f"{what}: missing column '{field.name}' (expected {field.type}); "
+                f"found {table.column_names}")
+        column = table.column(field.name)
+        if not column.type.equals(field.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise PipelineError(f"{what}: column '{field.name}' has type {column.type}, "
+                                    f"expected {field.type}") from None
+        if not field.nullable and column.null_count:
+            raise PipelineError(f"{what}: column '{field.name}' has {column.null_count} null "
+                                f"values, expected none")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema.remove_metadata())

@@ -1,0 +1,67 @@
+"""What every stage script shares: reading ``params.yaml`` and turning bad input into one error line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import PipelineError
+
+log = logging.getLogger("hybrid_retrieval")
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """Read the whole params file; a missing or malformed file raises :class:`PipelineError`."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def section(params: dict[str, Any], name: str, path: str = "params.yaml") -> dict[str, Any]:
+    """One section of the params (``params[name]``), which must be a mapping."""
+    value = params.get(name)
+    if not isinstance(value, dict):
+        raise PipelineError(f"{path}: section '{name}' missing or not a mapping")
+    return value
+
+
+def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], *, where: str,
+            low: float | None = None, high: float | None = None) -> Any:
+    """Fetch ``cfg[key]`` and check its type and range; the error names ``where.key``."""
+    if key not in cfg:
+        raise PipelineError(f"params.yaml: '{where}.{key}' is missing")
+    value = cfg[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected a {names}")
+    if low is not None and value < low or high is not None and value > high:
+        raise PipelineError(
+            f"params.yaml: '{where}.{key}' is {value!r}, expected a value in [{low}, {high}]")
+    return value
+
+
+def run_stage(main: Callable[[], Any]) -> None:
+    """Run a stage's ``main``: log to stderr, report :class:`PipelineError` as one line, exit 2."""
+    logging.basicConfig(level=os.environ.get("HR_LOGLEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    start = time.perf_counter()
+    try:
+        main()
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    log.info("stage finished in %.1f s", time.perf_counter() - start)
