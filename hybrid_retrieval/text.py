@@ -7,6 +7,7 @@ splits; see README "Sentence splitting" for the by-eye check.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 
@@ -31,16 +32,24 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in offsets]
 
 
+def sentence_index(spans: list[tuple[int, int]], position: int) -> int:
+    """Index of the span in ``spans`` (from :func:`sentence_spans`) that contains ``position``.
+
+    A position in the whitespace between two sentences belongs to the following sentence;
+    one after the last sentence belongs to the last.
+    """
+    if not spans:
+        raise ValueError("no sentences")
+    return min(bisect.bisect_right([end for _, end in spans], position), len(spans) - 1)
+
+
 def sentence_containing(text: str, position: int) -> str:
     """The sentence of ``text`` that contains character ``position`` (e.g. a SQuAD answer_start).
 
-    A position in the whitespace between two sentences belongs to the following sentence.
     Raises ``ValueError`` when ``position`` is outside ``text``.
     """
     if not 0 <= position < len(text):
         raise ValueError(f"position {position} outside a text of {len(text)} characters")
     spans = sentence_spans(text)
-    for start, end in spans:
-        if position < end:
-            return text[start:end]
-    return text[spans[-1][0]:spans[-1][1]]
+    start, end = spans[sentence_index(spans, position)]
+    return text[start:end]
