@@ -49,8 +49,9 @@ def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], *, whe
         names = " or ".join(k.__name__ for k in kinds)
         raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected a {names}")
     if low is not None and value < low or high is not None and value > high:
-        raise PipelineError(
-            f"params.yaml: '{where}.{key}' is {value!r}, expected a value in [{low}, {high}]")
+        expected = (f"in [{low}, {high}]" if low is not None and high is not None
+                    else f">= {low}" if low is not None else f"<= {high}")
+        raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected a value {expected}")
     return value
 
 
