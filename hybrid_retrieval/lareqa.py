@@ -1,0 +1,264 @@
+"""XQuAD-R and MLQA-R (LAReQA) -> evaluation questions and candidate sentences.
+
+The LAReQA files are SQuAD-format JSON whose paragraphs carry the dataset's own sentence
+segmentation: ``sentences`` (the candidate texts) and ``sentence_breaks`` (half-open character
+spans ``[start, end)`` into ``context``; ``context[start:end] == sentences[i]``). Following the
+LAReQA paper (Roy et al. 2020, section 3.1), every sentence of every paragraph is a candidate
+(its ``context`` is the paragraph), and a question's gold is the sentence whose span contains
+its first answer's ``answer_start``. Parallel questions share their ``id`` across languages; it
+becomes ``group_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from . import sources
+from .errors import PipelineError
+from .io import read_json
+from .schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
+
+log = logging.getLogger(__name__)
+
+#: Languages of each LAReQA set (raw files ``<dataset>/<lang>.json``).
+LAREQA_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "xquad-r": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"),
+    "mlqa-r": ("ar", "de", "en", "es", "hi", "vi", "zh"),
+}
+
+#: More sentences than this share whose text differs from ``context[start:end]`` means the
+#: file does not follow the half-open span convention (or is corrupt). The released data has
+#: 2 such sentences in 13,014 (xquad-r/tr.json, where the context has mojibake the sentence
+#: text does not).
+MAX_BREAK_MISMATCH_SHARE = 0.01
+
+
+@dataclass
+class LareqaStats:
+    """Counts for one language file of a LAReQA set."""
+
+    questions: int = 0
+    candidates: int = 0
+    paragraphs: int = 0
+    duplicate_paragraphs: int = 0    # same context text seen before: its sentences reused
+    break_mismatches: int = 0        # sentences[i] != context[start:end]
+    gold_in_gap: int = 0             # answer_start between two sentences: next sentence is gold
+    gold_not_found: int = 0          # answer_start after the last sentence: question dropped
+    duplicate_questions: int = 0     # same id, text and gold as an earlier question: skipped
+    answer_crosses_sentence: int = 0  # answer text runs past the end of its gold sentence
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class LareqaLanguage:
+    """One language of a LAReQA set: question rows, candidate rows (dicts keyed by the
+    EVAL_QUESTIONS / EVAL_CANDIDATES column names) and the counts."""
+
+    lang: str
+    questions: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]
+    stats: LareqaStats
+
+
+def gold_sentence_index(breaks: list[tuple[int, int]], answer_start: int) -> int | None:
+    """Index of the sentence span ``[start, end)`` that contains ``answer_start``.
+
+    ``breaks`` are sorted, non-overlapping spans. A position in the gap before a sentence
+    (whitespace between sentences, or before the first) belongs to that following sentence,
+    as in :func:`hybrid_retrieval.text.sentence_containing`; a position at or after the end of
+    the last sentence belongs to none (``None``).
+    """
+    for index, (_, end) in enumerate(breaks):
+        if answer_start < end:
+            return index
+    return None
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: Path, field: str,
+            expected: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+        raise PipelineError(f"{path}: field '{field}' is {shown}, expected {expected}")
+    return value
+
+
+def _field(obj: dict[str, Any], key: str, path: Path, where: str) -> Any:
+    if key not in obj:
+        raise PipelineError(f"{path}: field '{where}.{key}' is missing")
+    return obj[key]
+
+
+def _breaks(paragraph: dict[str, Any], path: Path, where: str) -> tuple[list[str],
+                                                                      list[tuple[int, int]]]:
+    """Validated ``sentences`` and ``sentence_breaks`` of one paragraph."""
+    context = paragraph["context"]
+    sentences = _expect(_field(paragraph, "sentences", path, where), list, path,
+                        f"{where}.sentences", "a list of sentence strings")
+    raw_breaks = _expect(_field(paragraph, "sentence_breaks", path, where), list, path,
+                         f"{where}.sentence_breaks", "a list of [start, end] pairs")
+    if len(sentences) != len(raw_breaks) or not sentences:
+        raise PipelineError(
+            f"{path}: field '{where}.sentence_breaks' has {len(raw_breaks)} spans and "
+            f"'{where}.sentences' {len(sentences)} sentences, expected the same number (>0)")
+    breaks: list[tuple[int, int]] = []
+    previous_end = 0
+    for i, (sentence, span) in enumerate(zip(sentences, raw_breaks)):
+        _expect(sentence, str, path, f"{where}.sentences[{i}]", "a string")
+        ok = (isinstance(span, list) and len(span) == 2
+              and all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+              and previous_end <= span[0] <= span[1] <= len(context))
+        if not ok:
+            raise PipelineError(
+                f"{path}: field '{where}.sentence_breaks[{i}]' is {span!r}, expected [start, end] "
+                f"with {previous_end} <= start <= end <= {len(context)} (sorted, inside context)")
+        breaks.append((span[0], span[1]))
+        previous_end = span[1]
+    return sentences, breaks
+
+
+def read_lareqa_file(path: str | os.PathLike, lang: str) -> LareqaLanguage:
+    """Read one LAReQA language file into question and candidate rows.
+
+    ``qid`` is ``"<lang>:<id>"``, ``group_id`` the dataset ``id`` (shared by parallel questions),
+    ``cid`` ``"<lang>:p<paragraph>:s<sentence>"`` (paragraph number in file order). Every
+    sentence is its own candidate, duplicates included; a paragraph whose context repeats an
+    earlier one adds no candidates (its questions point to the first copy). A question whose
+    ``answer_start`` lies after the last sentence gets no gold and is dropped (counted).
+    Raises :class:`PipelineError` naming the file and field for malformed input, and when more
+    than ``MAX_BREAK_MISMATCH_SHARE`` of the sentences disagree with their spans.
+    """
+    path = Path(path)
+    document = read_json(path)
+    _expect(document, dict, path, "(top level)", "a SQuAD-format object with 'data'")
+    articles = _expect(_field(document, "data", path, "(top level)"), list, path, "data",
+                       "a list of articles")
+    stats = LareqaStats()
+    questions: list[dict[str, Any]] = []
+    candidates: list[dict[str, Any]] = []
+    cids_by_context: dict[str, list[str]] = {}
+    breaks_by_context: dict[str, list[tuple[int, int]]] = {}
+    seen_questions: dict[str, tuple[str, int | None, str]] = {}
+    for a, article in enumerate(articles):
+        where_article = f"data[{a}]"
+        _expect(article, dict, path, where_article, "an article object")
+        paragraphs = _expect(_field(article, "paragraphs", path, where_article), list, path,
+                             f"{where_article}.paragraphs", "a list of paragraphs")
+        for p, paragraph in enumerate(paragraphs):
+            where = f"{where_article}.paragraphs[{p}]"
+            _expect(paragraph, dict, path, where, "a paragraph object")
+            context = _expect(_field(paragraph, "context", path, where), str, path,
+                              f"{where}.context", "a string")
+            sentences, breaks = _breaks(paragraph, path, where)
+            if context in cids_by_context:
+                stats.duplicate_paragraphs += 1
+                if breaks != breaks_by_context[context]:
+                    raise PipelineError(f"{path}: field '{where}.sentence_breaks' differs from an "
+                                        f"earlier copy of the same paragraph, expected the same")
+            else:
+                number = stats.paragraphs
+                stats.paragraphs += 1
+                cids = [f"{lang}:p{number:04d}:s{i:02d}" for i in range(len(sentences))]
+                for cid, sentence, (start, end) in zip(cids, sentences, breaks):
+                    if context[start:end] != sentence:
+                        stats.break_mismatches += 1
+                    candidates.append({"cid": cid, "lang": lang, "text": sentence,
+                                       "context": context})
+                cids_by_context[context] = cids
+                breaks_by_context[context] = breaks
+            cids = cids_by_context[context]
+            qas = _expect(_field(paragraph, "qas", path, where), list, path, f"{where}.qas",
+                          "a list of questions")
+            for q, qa in enumerate(qas):
+                where_q = f"{where}.qas[{q}]"
+                _expect(qa, dict, path, where_q, "a question object")
+                qid = _expect(_field(qa, "id", path, where_q), str, path, f"{where_q}.id",
+                              "a string")
+                text = _expect(_field(qa, "question", path, where_q), str, path,
+                               f"{where_q}.question", "a string")
+                answers = _expect(_field(qa, "answers", path, where_q), list, path,
+                                  f"{where_q}.answers", "a list of answers")
+                if not answers or not isinstance(answers[0], dict):
+                    raise PipelineError(f"{path}: field '{where_q}.answers' is {answers!r}, "
+                                        f"expected at least one answer object")
+                start = _expect(_field(answers[0], "answer_start", path, f"{where_q}.answers[0]"),
+                                int, path, f"{where_q}.answers[0].answer_start",
+                                f"an integer in [0, {len(context)})")
+                if not 0 <= start < len(context):
+                    raise PipelineError(
+                        f"{path}: field '{where_q}.answers[0].answer_start' is {start}, "
+                        f"expected an integer in [0, {len(context)})")
+                gold = gold_sentence_index(breaks, start)
+                key = (text, gold, context)
+                if qid in seen_questions:
+                    if seen_questions[qid] == key:  # a repeated paragraph's repeated question
+                        stats.duplicate_questions += 1
+                        continue
+                    raise PipelineError(f"{path}: field '{where_q}.id' is {qid!r}, expected ids "
+                                        f"unique within the file (seen before with other text)")
+                seen_questions[qid] = key
+                if gold is None:
+                    stats.gold_not_found += 1
+                    continue
+                if start < breaks[gold][0]:
+                    stats.gold_in_gap += 1
+                answer_text = answers[0].get("text", "")
+                if isinstance(answer_text, str) and start + len(answer_text) > breaks[gold][1]:
+                    stats.answer_crosses_sentence += 1
+                questions.append({"qid": f"{lang}:{qid}", "group_id": qid, "lang": lang,
+                                  "text": text, "gold_cids": [cids[gold]]})
+    stats.questions = len(questions)
+    stats.candidates = len(candidates)
+    if stats.candidates and stats.break_mismatches > MAX_BREAK_MISMATCH_SHARE * stats.candidates:
+        raise PipelineError(
+            f"{path}: field 'sentence_breaks' disagrees with 'sentences' for "
+            f"{stats.break_mismatches} of {stats.candidates} sentences, expected "
+            f"context[start:end] == sentence for all but {MAX_BREAK_MISMATCH_SHARE:.0%}")
+    return LareqaLanguage(lang, questions, candidates, stats)
+
+
+def check_languages(dataset: str, langs: list[str], param: str) -> None:
+    """Raise :class:`PipelineError` naming ``param`` if ``dataset`` or a language is unknown."""
+    if dataset not in LAREQA_LANGUAGES:
+        raise PipelineError(f"params.yaml: '{param}' names dataset {dataset!r}, expected one of "
+                            f"{sorted(LAREQA_LANGUAGES)}")
+    allowed = LAREQA_LANGUAGES[dataset]
+    unknown = [lang for lang in langs if lang not in allowed]
+    if unknown or not langs:
+        raise PipelineError(f"params.yaml: '{param}' has {unknown or 'no languages'}, expected "
+                            f"a non-empty list drawn from {list(allowed)}")
+
+
+def read_lareqa(dataset: str, langs: list[str], mirror: str | os.PathLike,
+                download_dir: str | os.PathLike, *,
+                param: str = "eval_data.languages") -> list[LareqaLanguage]:
+    """Read ``<dataset>/<lang>.json`` for each language (verified via :func:`sources.locate`).
+
+    ``param`` names the setting the languages came from, for the error on an unknown one.
+    """
+    check_languages(dataset, langs, param)
+    read = []
+    for lang in langs:
+        path = sources.locate(f"{dataset}/{lang}.json", mirror, download_dir)
+        read.append(read_lareqa_file(path, lang))
+        log.info("%s %s: %s", dataset, lang, read[-1].stats.as_dict())
+    return read
+
+
+def to_tables(languages: list[LareqaLanguage] | list[Any]) -> tuple[pa.Table, pa.Table]:
+    """Concatenate per-language rows into (questions, candidates) tables with the eval schemas.
+
+    Accepts any objects with ``questions`` and ``candidates`` row lists (also used for the
+    Debian FAQ).
+    """
+    questions = [row for part in languages for row in part.questions]
+    candidates = [row for part in languages for row in part.candidates]
+    return (pa.Table.from_pylist(questions, schema=EVAL_QUESTIONS),
+            pa.Table.from_pylist(candidates, schema=EVAL_CANDIDATES))
