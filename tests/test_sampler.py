@@ -1,0 +1,172 @@
+"""HybridBatchSampler: batch invariants, mix ratio, determinism, ranks, fallbacks, validation."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.sampler import HybridBatchSampler
+from hybrid_retrieval.schemas import SHARD
+from hybrid_retrieval.shards import pair_kind
+
+
+def shard_table(n_pairs: int = 60, langs: tuple[str, ...] = ("en", "pt", "de"),
+                source: str = "qa", duplicate_passages: int = 0) -> pa.Table:
+    """Every ordered language pair of ``n_pairs`` pairs; the first ``duplicate_passages`` pairs
+    share one passage text (differing only in case and spacing), as SQuAD questions often do."""
+    rows = []
+    for q, p in itertools.product(langs, langs):
+        for i in range(n_pairs):
+            passage = f"{p} passage {i}"
+            if i < duplicate_passages:
+                passage = f"{p}  Shared passage" if i % 2 else f"{p} shared PASSAGE"
+            rows.append({"pair_id": f"{source}{i}", "query_lang": q, "passage_lang": p,
+                         "query": f"{q} query {i}", "passage": passage, "source": source,
+                         "kind": pair_kind(q, p)})
+    return pa.Table.from_pylist(rows, schema=SHARD)
+
+
+def is_mono(table: pa.Table, batch: list[int]) -> bool:
+    return table["query_lang"][batch[0]].as_py() == table["passage_lang"][batch[0]].as_py()
+
+
+def test_batches_are_pure_and_true_negatives():
+    table = shard_table(duplicate_passages=10)
+    sampler = HybridBatchSampler.from_table(table, batch_size=8, mix_ratio=0.5, seed=1,
+                                            batches_per_epoch=200)
+    rows = table.to_pylist()
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 200
+    for batch in batches:
+        assert len(batch) == 8
+        langs = {(rows[i]["query_lang"], rows[i]["passage_lang"]) for i in batch}
+        assert len(langs) == 1  # one language pair per batch
+        assert len({rows[i]["pair_id"] for i in batch}) == 8
+        passages = {" ".join(rows[i]["passage"].split()).casefold() for i in batch}
+        assert len(passages) == 8  # no duplicate passage, even up to case/whitespace
+        assert len({rows[i]["query"] for i in batch}) == 8
+    # Languages (uniform): every mono language and every cross pair is used.
+    used = {(rows[b[0]]["query_lang"], rows[b[0]]["passage_lang"]) for b in batches}
+    assert len(used) == 9
+
+
+@pytest.mark.parametrize("mix_ratio", [0.0, 0.3, 0.5, 1.0])
+def test_share_of_monolingual_batches_matches_mix_ratio(mix_ratio):
+    table = shard_table(n_pairs=20, langs=("en", "pt"))
+    sampler = HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=mix_ratio, seed=7,
+                                            batches_per_epoch=10_000)
+    plans = sampler.epoch_plans(0)
+    share = np.mean([is_mono(table, p.indices) for p in plans])
+    assert abs(share - mix_ratio) <= 0.02
+    assert all((p.kind == "mono") == is_mono(table, p.indices) for p in plans[:100])
+    if mix_ratio in (0.0, 1.0):
+        assert share == mix_ratio
+    assert not sampler.fallback_counts(0)
+
+
+def test_deterministic_for_seed_and_epoch():
+    table = shard_table()
+    make = lambda seed: HybridBatchSampler.from_table(table, batch_size=6, mix_ratio=0.4,
+                                                      seed=seed, batches_per_epoch=50)
+    a, b = make(3), make(3)
+    assert list(a) == list(b)
+    a.set_epoch(1)
+    epoch1 = list(a)
+    assert epoch1 != list(b)
+    b.set_epoch(1)
+    assert epoch1 == list(b)
+    assert list(make(4)) != list(make(3))
+    # plans(start) resumes anywhere, across epoch boundaries.
+    stream = [p.indices for p in itertools.islice(make(3).plans(0), 120)]
+    assert stream[:50] == list(make(3))
+    assert [p.indices for p in itertools.islice(make(3).plans(73), 47)] == stream[73:]
+
+
+def test_ranks_get_disjoint_batches():
+    table = shard_table(n_pairs=200)
+    world = [HybridBatchSampler.from_table(table, batch_size=8, mix_ratio=0.5, seed=0, rank=r,
+                                           world_size=3) for r in range(3)]
+    for epoch in (0, 1):
+        for sampler in world:
+            sampler.set_epoch(epoch)
+        per_rank = [list(s) for s in world]
+        assert all(len(batches) == len(table) // (8 * 3) for batches in per_rank)
+        # Some groups are drawn more often than their share of rows, so a rank reuses its rows
+        # within an epoch; still, no row is in two ranks' batches.
+        row_sets = [set(itertools.chain.from_iterable(b)) for b in per_rank]
+        for x, y in itertools.combinations(row_sets, 2):
+            assert not x & y
+        assert len(set().union(*row_sets)) > 0.7 * len(table)
+    single = HybridBatchSampler.from_table(table, batch_size=8, mix_ratio=0.5, seed=0)
+    alone = HybridBatchSampler.from_table(table, batch_size=8, mix_ratio=0.5, seed=0, rank=0,
+                                          world_size=1)
+    assert list(single) == list(alone)
+
+
+def test_fallback_when_a_kind_is_missing():
+    one_language = shard_table(langs=("en",))
+    sampler = HybridBatchSampler.from_table(one_language, batch_size=4, mix_ratio=0.3,
+                                            batches_per_epoch=100)
+    plans = sampler.epoch_plans(0)
+    assert all(p.kind == "mono" for p in plans)
+    fallbacks = sampler.fallback_counts(0)
+    assert set(fallbacks) == {("qa", "cross")}
+    assert fallbacks[("qa", "cross")] == sum(p.requested_kind == "cross" for p in plans) > 50
+    # Cross pairs only (no mono rows) and mix_ratio 1: every batch falls back to cross.
+    cross_only = shard_table(langs=("en", "pt")).filter(pa.compute.equal(
+        shard_table(langs=("en", "pt"))["kind"], "cross"))
+    sampler = HybridBatchSampler.from_table(cross_only, batch_size=4, mix_ratio=1.0,
+                                            batches_per_epoch=20)
+    assert sampler.fallback_counts(0)[("qa", "mono")] == 20
+
+
+def test_proportional_language_sampling():
+    big = shard_table(n_pairs=300, langs=("en",))
+    small = shard_table(n_pairs=30, langs=("pt",))
+    table = pa.concat_tables([big, small])
+    counts = {}
+    for mode in ("uniform", "proportional"):
+        sampler = HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=1.0, seed=0,
+                                                language_sampling=mode, batches_per_epoch=2000)
+        counts[mode] = np.mean([p.group[1] == "en" for p in sampler.epoch_plans(0)])
+    assert abs(counts["uniform"] - 0.5) < 0.04
+    assert abs(counts["proportional"] - 300 / 330) < 0.03
+
+
+def test_sources_are_an_independent_choice():
+    table = pa.concat_tables([shard_table(n_pairs=40, langs=("en", "pt")),
+                              shard_table(n_pairs=40, langs=("en", "pt"), source="domain")])
+    with pytest.raises(PipelineError, match="source_ratios"):
+        HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=0.5)
+    sampler = HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=0.5, seed=2,
+                                            source_ratios={"domain": 0.2, "qa": 0.8},
+                                            batches_per_epoch=5000)
+    plans = sampler.epoch_plans(0)
+    domain = np.array([p.source == "domain" for p in plans])
+    mono = np.array([p.kind == "mono" for p in plans])
+    assert abs(domain.mean() - 0.2) < 0.02 and abs(mono.mean() - 0.5) < 0.02
+    assert abs(mono[domain].mean() - 0.5) < 0.04  # independent draws
+    sources = table["source"].to_pylist()
+    assert all(len({sources[i] for i in p.indices}) == 1 for p in plans)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.5", None, True, float("nan")])
+def test_bad_mix_ratio_names_mix_ratio(bad):
+    with pytest.raises(PipelineError, match="mix_ratio"):
+        HybridBatchSampler.from_table(shard_table(n_pairs=10), batch_size=4, mix_ratio=bad)
+
+
+def test_other_bad_arguments():
+    table = shard_table(n_pairs=10)
+    with pytest.raises(PipelineError, match="batch_size"):
+        HybridBatchSampler.from_table(table, batch_size=1, mix_ratio=0.5)
+    with pytest.raises(PipelineError, match="language_sampling"):
+        HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=0.5, language_sampling="x")
+    with pytest.raises(PipelineError, match="rank"):
+        HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=0.5, rank=2, world_size=2)
+    with pytest.raises(PipelineError, match="can fill a batch"):
+        HybridBatchSampler.from_table(table, batch_size=11, mix_ratio=0.5)
