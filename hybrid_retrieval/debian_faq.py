@@ -106,55 +106,66 @@ def count_words(text: str) -> float:
     return total
 
 
-def _split_long(text: str, max_words: float) -> list[str]:
-    """Cut a sentence longer than ``max_words`` at word (or CJK character) boundaries."""
-    pieces: list[str] = []
-    start = None
+def _word_spans(text: str, start: int, end: int, max_words: float) -> list[tuple[int, int]]:
+    """Cut ``text[start:end]`` (a sentence over ``max_words``) at word or CJK character
+    boundaries into spans of at most ``max_words`` words."""
+    spans: list[tuple[int, int]] = []
+    piece_start: int | None = None
+    piece_end = start
     words = 0.0
-    last_end = 0
-    for match in _TOKEN.finditer(text):
+    for match in _TOKEN.finditer(text, start, end):
         weight = count_words(match.group())
-        if start is not None and words + weight > max_words:
-            pieces.append(text[start:last_end])
-            start, words = None, 0.0
-        if start is None:
-            start = match.start()
+        if piece_start is not None and words + weight > max_words:
+            spans.append((piece_start, piece_end))
+            piece_start, words = None, 0.0
+        if piece_start is None:
+            piece_start = match.start()
         words += weight
-        last_end = match.end()
-    if start is not None:
-        pieces.append(text[start:last_end])
-    return [piece.strip() for piece in pieces if piece.strip()]
+        piece_end = match.end()
+    if piece_start is not None:
+        spans.append((piece_start, piece_end))
+    return spans
 
 
 def split_passages(blocks: list[str], max_words: float) -> list[str]:
     """Pack the sentences of ``blocks`` (in order) into passages of at most ``max_words`` words.
 
     Sentences come from :func:`hybrid_retrieval.text.sentence_spans` within each block, so a
-    block end is always a boundary; consecutive sentences (also across blocks) are joined with
-    a space while the total stays within ``max_words``. A single sentence over the limit is cut
-    at word boundaries.
+    block end is always a boundary; consecutive sentences (also across blocks) go into one
+    passage while the total stays within ``max_words``. Within a block a passage keeps the
+    original text between its sentences (no space is added between CJK sentences); blocks are
+    joined with a space. A single sentence over the limit is cut at word boundaries.
     """
     if max_words <= 0:
         raise ValueError(f"max_words is {max_words}, expected > 0")
-    sentences: list[str] = []
-    for block in blocks:
+    units: list[tuple[int, int, int, float]] = []  # block, start, end, words
+    for b, block in enumerate(blocks):
         for start, end in sentence_spans(block):
-            sentence = block[start:end].strip()
-            if sentence:
-                sentences.extend(_split_long(sentence, max_words)
-                                 if count_words(sentence) > max_words else [sentence])
+            words = count_words(block[start:end])
+            if words > max_words:
+                units.extend((b, s, e, count_words(block[s:e]))
+                             for s, e in _word_spans(block, start, end, max_words))
+            elif block[start:end].strip():
+                units.append((b, start, end, words))
+
+    def render(group: list[tuple[int, int, int, float]]) -> str:
+        parts = []
+        for b in dict.fromkeys(unit[0] for unit in group):
+            spans = [unit for unit in group if unit[0] == b]
+            parts.append(blocks[b][spans[0][1]:spans[-1][2]].strip())
+        return " ".join(parts)
+
     passages: list[str] = []
-    current: list[str] = []
+    current: list[tuple[int, int, int, float]] = []
     current_words = 0.0
-    for sentence in sentences:
-        words = count_words(sentence)
-        if current and current_words + words > max_words:
-            passages.append(" ".join(current))
+    for unit in units:
+        if current and current_words + unit[3] > max_words:
+            passages.append(render(current))
             current, current_words = [], 0.0
-        current.append(sentence)
-        current_words += words
+        current.append(unit)
+        current_words += unit[3]
     if current:
-        passages.append(" ".join(current))
+        passages.append(render(current))
     return passages
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pyarrow as pa
 
@@ -252,11 +252,11 @@ def read_lareqa(dataset: str, langs: list[str], mirror: str | os.PathLike,
     return read
 
 
-def to_tables(languages: list[LareqaLanguage] | list[Any]) -> tuple[pa.Table, pa.Table]:
+def to_tables(languages: Sequence[Any]) -> tuple[pa.Table, pa.Table]:
     """Concatenate per-language rows into (questions, candidates) tables with the eval schemas.
 
-    Accepts any objects with ``questions`` and ``candidates`` row lists (also used for the
-    Debian FAQ).
+    ``languages`` are :class:`LareqaLanguage` or any objects with ``questions`` and
+    ``candidates`` row lists (the Debian FAQ's :class:`~hybrid_retrieval.debian_faq.FaqLanguage`).
     """
     questions = [row for part in languages for row in part.questions]
     candidates = [row for part in languages for row in part.candidates]

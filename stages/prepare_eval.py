@@ -1,8 +1,9 @@
-"""Stage prepare_eval: XQuAD-R, MLQA-R and the Debian FAQ -> data/eval/<dataset>/{questions,candidates}.parquet.
+"""Stage prepare_eval: XQuAD-R, MLQA-R and the Debian FAQ -> LAReQA-style evaluation tables.
 
-The whole output folder (tables plus ``stats.json`` with the counts) is built in a temporary
-folder and renamed into place only when every dataset has been read, so a failure leaves the
-previous output untouched.
+Writes ``data/eval/<dataset>/{questions,candidates}.parquet`` and ``data/eval/stats.json`` (the
+counts per dataset and language). The whole output folder is built in a temporary folder and
+renamed into place only when every dataset has been read, so a failure leaves the previous
+output untouched.
 """
 
 from __future__ import annotations
