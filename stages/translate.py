@@ -1,0 +1,71 @@
+"""Stage translate (DVC foreach over translate.languages): SQuAD train -> data/translated/<lang>.parquet.
+
+Translates the questions, answer sentences and titles of ``data/squad/train.parquet`` from
+English into ``--lang`` with the engine prepared by ``convert_nmt``. Distinct sentences are
+translated once, in length order; finished chunks go to ``--cache`` (per direction and
+model/decoding fingerprint), so a killed run resumes where it stopped. Translations are
+checked for the target script; counts and examples go to ``--stats``, and the stage fails
+when more than ``translate.max_bad_share`` of the questions/sentences fail the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.io import read_parquet, write_json, write_parquet
+from hybrid_retrieval.schemas import SCHEMA_VERSION, SQUAD_TRAIN, TRANSLATED
+from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.translation import (DecodingOptions, TranslationCache, load_engine,
+                                          translate_squad)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--lang", required=True, help="target language code, e.g. pt")
+    parser.add_argument("--models", default="models/nmt")
+    parser.add_argument("--input", default="data/squad/train.parquet")
+    parser.add_argument("--out", help="default: data/translated/<lang>.parquet")
+    parser.add_argument("--stats", help="default: data/translated/<lang>.stats.json")
+    parser.add_argument("--cache", default="data/translated/.cache")
+    args = parser.parse_args()
+    out = Path(args.out or f"data/translated/{args.lang}.parquet")
+    stats_path = Path(args.stats or out.with_suffix(".stats.json"))
+
+    cfg = section(load_params(args.params), "translate")
+    languages = require(cfg, "languages", list, where="translate")
+    if args.lang not in languages:
+        raise PipelineError(f"params.yaml: translate.languages is {languages}, which lacks "
+                            f"--lang {args.lang!r}")
+    options = DecodingOptions.from_params(cfg)
+    chunk_size = require(cfg, "cache_chunk", int, where="translate", low=1)
+    min_share = float(require(cfg, "min_script_share", (int, float), where="translate",
+                              low=0.0, high=1.0))
+    max_bad = float(require(cfg, "max_bad_share", (int, float), where="translate",
+                            low=0.0, high=1.0))
+
+    table = read_parquet(args.input, schema=SQUAD_TRAIN)
+    engine = load_engine(args.models, "en", args.lang, options)
+    cache = TranslationCache(args.cache, engine)
+    result, stats = translate_squad(table, engine, cache=cache, chunk_size=chunk_size,
+                                    min_script_share=min_share)
+    write_json(stats, stats_path)
+    if stats["bad_share"] > max_bad:
+        raise PipelineError(
+            f"{stats_path}: {stats['bad_share']:.1%} of the translated questions/sentences are "
+            f"not in the {args.lang} script (translate.max_bad_share is {max_bad:.1%}); wrong "
+            f"model for the language? examples: {stats['bad_examples'][:2]}")
+    write_parquet(result, out, schema=TRANSLATED, version=SCHEMA_VERSION)
+    stale = cache.remove_stale()
+    print(f"translate en->{args.lang}: {stats['rows']} rows, {stats['unique_segments']} distinct "
+          f"segments ({stats['cached_segments']} cached, {stats['translated_segments']} "
+          f"translated at {stats['units_per_second']:.0f} {stats['unit']}/s in "
+          f"{stats['seconds']:.1f} s), bad script lines {stats['bad_script_lines']}, "
+          f"engine {engine.name} {engine.model} -> {out}"
+          + (f" ({len(stale)} stale cache folders removed)" if stale else ""))
+
+
+if __name__ == "__main__":
+    run_stage(main)
