@@ -1,0 +1,345 @@
+"""LAReQA-protocol evaluation of a dual encoder on the eval tables (``data/eval/<dataset>/``).
+
+Inputs per dataset: ``questions.parquet`` (qid, group_id, lang, text, gold_cids) and
+``candidates.parquet`` (cid, lang, text, context); questions sharing a ``group_id`` are
+translations of each other, and a question's ``gold_cids`` are its answers *in its own language*.
+Questions are encoded with the query prefix, candidates (their ``text`` only) with the passage
+prefix; the score is the dot product of the L2-normalised embeddings (cosine).
+
+Settings (Roy et al. 2020, LAReQA; the same as Elmahdy et al. 2024, arXiv 2408.10536):
+
+* ``mono``: query in X, pool = the candidates in X, golds = the question's gold_cids.
+* ``cross``: query in X, pool = the candidates in one other language Y, golds = the gold_cids
+  of the parallel question in Y (same group_id); a query without a parallel question in Y is
+  skipped for that pair. The full X x Y matrix is kept (diagonal = mono).
+* ``multi``: query in X, pool = all candidates of all languages, golds = the gold_cids of every
+  question of the group (one gold set per language that has the question): LAReQA's
+  "language-agnostic" retrieval.
+
+Metrics (definitions and tie policy in :mod:`hybrid_retrieval.retrieval_metrics`): mAP and
+Recall@1 for mono and cross, mAP, mAP@20 (XTREME-R), Recall@10 and the rank distance (language
+bias: worst minus best gold rank) for multi. Per language = mean over the queries in that
+language (for cross: mean over the pool languages Y != X of the pair mAPs); the dataset value is
+the macro average over languages (for cross: over all ordered pairs X != Y). ``multi`` also
+reports ``map_micro``, the mean over all queries, which is what LAReQA's own code printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .encoder import encode_texts
+from .errors import PipelineError
+from .io import read_parquet
+from .retrieval_metrics import (average_precision, average_precision_at_k, gold_ranks, nan_mean,
+                                pad_gold_lists, rank_distance, recall_at_k)
+from .schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
+
+log = logging.getLogger(__name__)
+
+#: Datasets the ``prepare_eval`` stage writes under ``data/eval/``.
+KNOWN_DATASETS = ("xquad-r", "mlqa-r", "debian-faq-r")
+
+MULTI_MAP_K = 20        # XTREME-R reports LAReQA as mAP@20
+MULTI_RECALL_K = 10
+PAIR_RECALL_K = 1
+#: Queries scored per matrix product (a chunk of scores is queries x all candidates, float32).
+QUERY_CHUNK = 1024
+
+
+@dataclass
+class EvalDataset:
+    """One dataset's questions and candidates as plain columns, checked for consistency."""
+
+    name: str
+    qid: list[str]
+    group_id: list[str]
+    question_lang: list[str]
+    question_text: list[str]
+    gold_cids: list[list[str]]
+    cid: list[str]
+    candidate_lang: list[str]
+    candidate_text: list[str]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(set(self.question_lang) | set(self.candidate_lang))
+
+
+def load_eval_dataset(eval_dir: str | Path, name: str) -> EvalDataset:
+    """Read and check ``eval_dir/name/{questions,candidates}.parquet``.
+
+    Raises :class:`PipelineError` naming the file and the field for: an unknown dataset name,
+    missing files or columns, duplicate qid/cid, two questions of one group in one language,
+    a gold cid that is not a candidate, or a gold in another language than its question.
+    """
+    if name not in KNOWN_DATASETS:
+        raise PipelineError(f"params.yaml: unknown dataset '{name}' in evaluate.datasets, "
+                            f"expected some of {list(KNOWN_DATASETS)}")
+    folder = Path(eval_dir) / name
+    q_path, c_path = folder / "questions.parquet", folder / "candidates.parquet"
+    questions = read_parquet(q_path, schema=EVAL_QUESTIONS).to_pydict()
+    candidates = read_parquet(c_path, schema=EVAL_CANDIDATES).to_pydict()
+    data = EvalDataset(
+        name=name, qid=questions["qid"], group_id=questions["group_id"],
+        question_lang=questions["lang"], question_text=questions["text"],
+        gold_cids=questions["gold_cids"], cid=candidates["cid"],
+        candidate_lang=candidates["lang"], candidate_text=candidates["text"])
+    if not data.qid:
+        raise PipelineError(f"{q_path}: no questions")
+    if not data.cid:
+        raise PipelineError(f"{c_path}: no candidates")
+    if (dup := _first_duplicate(data.qid)) is not None:
+        raise PipelineError(f"{q_path}: column 'qid' repeats '{dup}', expected unique ids")
+    if (dup := _first_duplicate(data.cid)) is not None:
+        raise PipelineError(f"{c_path}: column 'cid' repeats '{dup}', expected unique ids")
+    if (dup := _first_duplicate(list(zip(data.group_id, data.question_lang)))) is not None:
+        raise PipelineError(f"{q_path}: two questions in lang '{dup[1]}' share group_id "
+                            f"'{dup[0]}', expected at most one question per group and language")
+    cand_lang = dict(zip(data.cid, data.candidate_lang))
+    for qid, lang, golds in zip(data.qid, data.question_lang, data.gold_cids):
+        for gold in golds:
+            if gold not in cand_lang:
+                raise PipelineError(f"{q_path}: question '{qid}' field gold_cids lists '{gold}', "
+                                    f"which is not a cid of {c_path}")
+            if cand_lang[gold] != lang:
+                raise PipelineError(f"{q_path}: question '{qid}' (lang '{lang}') has gold "
+                                    f"'{gold}' in lang '{cand_lang[gold]}'; gold_cids must be in "
+                                    f"the question's language")
+        if len(set(golds)) != len(golds):
+            raise PipelineError(f"{q_path}: question '{qid}' field gold_cids repeats a cid")
+    return data
+
+
+def _first_duplicate(values: Sequence[Any]) -> Any:
+    """The first value that occurs a second time, or None."""
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+@dataclass
+class EncodedDataset:
+    """Embeddings of one dataset (rows aligned with the dataset's questions / candidates)."""
+
+    questions: np.ndarray
+    candidates: np.ndarray
+    seconds: float
+    encoded_texts: int
+
+
+def encode_dataset(model, tokenizer, data: EvalDataset, *, query_prefix: str,
+                   passage_prefix: str, max_length: int, batch_tokens: int,
+                   device: Any = "cpu") -> EncodedDataset:
+    """Encode the questions (query prefix) and candidate texts (passage prefix) once each."""
+    start = time.perf_counter()
+    q = encode_texts(model, tokenizer, data.question_text, prefix=query_prefix,
+                     max_length=max_length, batch_tokens=batch_tokens, device=device,
+                     desc=f"{data.name} questions")
+    c = encode_texts(model, tokenizer, data.candidate_text, prefix=passage_prefix,
+                     max_length=max_length, batch_tokens=batch_tokens, device=device,
+                     desc=f"{data.name} candidates")
+    distinct = len(set(data.question_text)) + len(set(data.candidate_text))
+    return EncodedDataset(q, c, time.perf_counter() - start, distinct)
+
+
+@dataclass
+class DatasetResult:
+    """Summary metrics (setting -> metric -> value), per-language records, pair-matrix records."""
+
+    summary: dict[str, dict[str, float | int | None]]
+    per_language: list[dict[str, Any]] = field(default_factory=list)
+    cross_matrix: list[dict[str, Any]] = field(default_factory=list)
+    retrieval_seconds: float = 0.0
+
+
+def evaluate_dataset(data: EvalDataset, question_emb: np.ndarray, candidate_emb: np.ndarray,
+                     *, query_chunk: int = QUERY_CHUNK) -> DatasetResult:
+    """Score every question against every candidate (in query chunks) and compute the metrics.
+
+    ``question_emb`` (questions, dim) and ``candidate_emb`` (candidates, dim) are L2-normalised
+    rows aligned with ``data``. Identical candidate texts are scored once, so they tie exactly.
+    """
+    start = time.perf_counter()
+    n_q, n_c = len(data.qid), len(data.cid)
+    if question_emb.shape[0] != n_q or candidate_emb.shape[0] != n_c:
+        raise ValueError(f"{data.name}: {question_emb.shape[0]} question and "
+                         f"{candidate_emb.shape[0]} candidate embeddings for {n_q} questions "
+                         f"and {n_c} candidates")
+    langs = data.languages
+    lang_id = {lang: i for i, lang in enumerate(langs)}
+    q_lang = np.array([lang_id[x] for x in data.question_lang])
+    c_lang = np.array([lang_id[x] for x in data.candidate_lang])
+
+    # Score each distinct candidate text once; expand to all candidates by index.
+    distinct: dict[str, int] = {}
+    text_row = np.array([distinct.setdefault(t, i) for i, t in enumerate(data.candidate_text)])
+    unique_rows = np.array(sorted(set(text_row.tolist())))
+    unique_pos = np.searchsorted(unique_rows, text_row)
+    unique_emb = np.ascontiguousarray(candidate_emb[unique_rows], dtype=np.float32)
+
+    # Gold columns: global (multi pool) and local to each language pool.
+    cid_pos = {cid: i for i, cid in enumerate(data.cid)}
+    pool_cols = [np.flatnonzero(c_lang == j) for j in range(len(langs))]
+    local_pos = np.empty(n_c, dtype=np.int64)
+    for cols in pool_cols:
+        local_pos[cols] = np.arange(len(cols))
+    gold_global = [np.array([cid_pos[g] for g in golds], dtype=np.int64)
+                   for golds in data.gold_cids]
+    by_group_lang = {(g, lang): i for i, (g, lang) in enumerate(zip(data.group_id, q_lang))}
+    parallel = np.full((n_q, len(langs)), -1, dtype=np.int64)    # question of the group in Y
+    for i, g in enumerate(data.group_id):
+        for j in range(len(langs)):
+            parallel[i, j] = by_group_lang.get((g, j), -1)
+    multi_golds = pad_gold_lists([
+        np.concatenate([gold_global[p] for p in parallel[i] if p >= 0]) for i in range(n_q)])
+    pair_golds = [pad_gold_lists([local_pos[gold_global[p]] if p >= 0 else []
+                                  for p in parallel[:, j]]) for j in range(len(langs))]
+
+    pair_ap = np.full((n_q, len(langs)), np.nan)
+    pair_recall = np.full((n_q, len(langs)), np.nan)
+    multi = {key: np.full(n_q, np.nan) for key in ("ap", "ap_k", "recall", "distance")}
+    queries = np.ascontiguousarray(question_emb, dtype=np.float32)
+    with tqdm(total=n_q, unit="query", desc=f"{data.name} retrieval", disable=None,
+              leave=False) as bar:
+        for lo in range(0, n_q, query_chunk):
+            hi = min(n_q, lo + query_chunk)
+            scores = (queries[lo:hi] @ unique_emb.T)[:, unique_pos]      # (chunk, candidates)
+            ranks = gold_ranks(scores, multi_golds[lo:hi])
+            multi["ap"][lo:hi] = average_precision(ranks)
+            multi["ap_k"][lo:hi] = average_precision_at_k(ranks, MULTI_MAP_K)
+            multi["recall"][lo:hi] = recall_at_k(ranks, MULTI_RECALL_K)
+            multi["distance"][lo:hi] = rank_distance(ranks)
+            for j, cols in enumerate(pool_cols):
+                ranks = gold_ranks(scores[:, cols], pair_golds[j][lo:hi])
+                pair_ap[lo:hi, j] = average_precision(ranks)
+                pair_recall[lo:hi, j] = recall_at_k(ranks, PAIR_RECALL_K)
+            bar.update(hi - lo)
+
+    result = _aggregate(data.name, langs, q_lang, pair_ap, pair_recall, multi)
+    result.retrieval_seconds = time.perf_counter() - start
+    return result
+
+
+def _aggregate(name: str, langs: list[str], q_lang: np.ndarray, pair_ap: np.ndarray,
+               pair_recall: np.ndarray, multi: dict[str, np.ndarray]) -> DatasetResult:
+    """Per-language means, the X x Y matrix, and macro averages over languages / pairs."""
+    n_langs = len(langs)
+    matrix_ap = np.full((n_langs, n_langs), np.nan)
+    matrix_recall = np.full((n_langs, n_langs), np.nan)
+    matrix_n = np.zeros((n_langs, n_langs), dtype=np.int64)
+    for x in range(n_langs):
+        rows = q_lang == x
+        for y in range(n_langs):
+            matrix_ap[x, y] = nan_mean(pair_ap[rows, y])
+            matrix_recall[x, y] = nan_mean(pair_recall[rows, y])
+            matrix_n[x, y] = int((~np.isnan(pair_ap[rows, y])).sum())
+    off_diagonal = ~np.eye(n_langs, dtype=bool)
+
+    per_language: list[dict[str, Any]] = []
+    cross_matrix: list[dict[str, Any]] = []
+    for x, lang in enumerate(langs):
+        rows = q_lang == x
+        others = off_diagonal[x]
+        per_language.append(_record(name, "mono", lang, {
+            "map": matrix_ap[x, x], "recall@1": matrix_recall[x, x],
+            "n_queries": matrix_n[x, x]}))
+        per_language.append(_record(name, "cross", lang, {
+            "map": nan_mean(matrix_ap[x, others]), "recall@1": nan_mean(matrix_recall[x, others]),
+            "n_queries": int(matrix_n[x, others].sum())}))
+        per_language.append(_record(name, "multi", lang, {
+            "map": nan_mean(multi["ap"][rows]), f"map@{MULTI_MAP_K}": nan_mean(multi["ap_k"][rows]),
+            f"recall@{MULTI_RECALL_K}": nan_mean(multi["recall"][rows]),
+            "rank_distance": nan_mean(multi["distance"][rows]),
+            "n_queries": int((~np.isnan(multi["ap"][rows])).sum())}))
+        for y, pool_lang in enumerate(langs):
+            cross_matrix.append({"dataset": name, "query_lang": lang, "pool_lang": pool_lang,
+                                 "map": _clean(matrix_ap[x, y]),
+                                 "recall@1": _clean(matrix_recall[x, y]),
+                                 "n_queries": int(matrix_n[x, y])})
+
+    def macro(setting: str, metric: str) -> float:
+        return nan_mean(np.array([r[metric] if r[metric] is not None else np.nan
+                                  for r in per_language if r["setting"] == setting]))
+
+    summary = {
+        "mono": {"map": macro("mono", "map"), "recall@1": macro("mono", "recall@1"),
+                 "n_queries": int(np.trace(matrix_n))},
+        "cross": {"map": nan_mean(matrix_ap[off_diagonal]),
+                  "recall@1": nan_mean(matrix_recall[off_diagonal]),
+                  "n_queries": int(matrix_n[off_diagonal].sum()),
+                  "n_pairs": int((~np.isnan(matrix_ap[off_diagonal])).sum())},
+        "multi": {"map": macro("multi", "map"), "map_micro": nan_mean(multi["ap"]),
+                  f"map@{MULTI_MAP_K}": macro("multi", f"map@{MULTI_MAP_K}"),
+                  f"recall@{MULTI_RECALL_K}": macro("multi", f"recall@{MULTI_RECALL_K}"),
+                  "rank_distance": macro("multi", "rank_distance"),
+                  "n_queries": int((~np.isnan(multi["ap"])).sum())},
+    }
+    summary = {s: {k: _clean(v) for k, v in metrics.items()} for s, metrics in summary.items()}
+    return DatasetResult(summary, per_language, cross_matrix)
+
+
+def _clean(value: Any) -> float | int | None:
+    """JSON-safe number: NaN -> None, floats rounded to 6 decimals, ints kept."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return None if math.isnan(value) else round(value, 6)
+
+
+def _record(dataset: str, setting: str, lang: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"dataset": dataset, "setting": setting, "lang": lang,
+            "key": f"{dataset}/{setting}/{lang}", **{k: _clean(v) for k, v in metrics.items()}}
+
+
+@dataclass
+class EvaluationReport:
+    """What the evaluate stage writes: metrics, per-language records, pair matrix, run info."""
+
+    metrics: dict[str, Any]
+    per_language: list[dict[str, Any]]
+    cross_matrix: list[dict[str, Any]]
+    run: dict[str, Any]
+
+
+def evaluate_encoder(model, tokenizer, datasets: Sequence[EvalDataset], *, query_prefix: str,
+                     passage_prefix: str, max_length: int, batch_tokens: int,
+                     device: Any = "cpu") -> EvaluationReport:
+    """Encode each dataset once and evaluate it; timings go to ``run``, not into the metrics."""
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    per_language: list[dict[str, Any]] = []
+    cross_matrix: list[dict[str, Any]] = []
+    run: dict[str, Any] = {"datasets": {}}
+    for data in datasets:
+        encoded = encode_dataset(model, tokenizer, data, query_prefix=query_prefix,
+                                 passage_prefix=passage_prefix, max_length=max_length,
+                                 batch_tokens=batch_tokens, device=device)
+        result = evaluate_dataset(data, encoded.questions, encoded.candidates)
+        metrics[data.name] = result.summary
+        per_language += result.per_language
+        cross_matrix += result.cross_matrix
+        run["datasets"][data.name] = {
+            "questions": len(data.qid), "candidates": len(data.cid),
+            "languages": len(data.languages), "encoded_texts": encoded.encoded_texts,
+            "encode_s": round(encoded.seconds, 2),
+            "encoded_texts_per_s": round(encoded.encoded_texts / max(encoded.seconds, 1e-9), 1),
+            "retrieval_s": round(result.retrieval_seconds, 2)}
+        log.info("%s: mono mAP %.4f, cross mAP %.4f, multi mAP %.4f (encode %.1f s, retrieval "
+                 "%.1f s)", data.name, result.summary["mono"]["map"] or math.nan,
+                 result.summary["cross"]["map"] or math.nan,
+                 result.summary["multi"]["map"] or math.nan, encoded.seconds,
+                 result.retrieval_seconds)
+    run["wall_s"] = round(time.perf_counter() - start, 2)
+    return EvaluationReport(metrics, per_language, cross_matrix, run)

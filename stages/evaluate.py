@@ -1,0 +1,92 @@
+"""Stage evaluate: an encoder folder + data/eval/<dataset>/ -> LAReQA metrics (mono, cross, multi).
+
+Writes three JSON files, all only after every dataset is evaluated (a failure writes none):
+``--out`` (dataset -> setting -> metric, plus a ``run`` key with wall time and texts/s),
+``--plots-out`` (flat per-language records for ``dvc plots``, one bar per ``key``) and
+``--cross-out`` (the query-language x pool-language mAP matrix, for a heatmap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Sequence
+
+import torch
+
+from hybrid_retrieval.encoder import load_encoder, max_input_tokens, resolve_device
+from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.evaluation import KNOWN_DATASETS, evaluate_encoder, load_eval_dataset
+from hybrid_retrieval.io import write_json
+from hybrid_retrieval.stage import load_params, require, run_stage, section
+
+log = logging.getLogger("evaluate")
+
+
+def read_settings(params_path: str) -> dict:
+    """The validated ``evaluate:`` section of the params file."""
+    cfg = section(load_params(params_path), "evaluate", params_path)
+    datasets = require(cfg, "datasets", list, where="evaluate")
+    if not datasets or not all(isinstance(d, str) for d in datasets):
+        raise PipelineError(f"{params_path}: 'evaluate.datasets' is {datasets!r}, expected a "
+                            f"non-empty list of names from {list(KNOWN_DATASETS)}")
+    unknown = [d for d in datasets if d not in KNOWN_DATASETS]
+    if unknown:
+        raise PipelineError(f"{params_path}: unknown dataset {unknown[0]!r} in "
+                            f"'evaluate.datasets', expected some of {list(KNOWN_DATASETS)}")
+    if len(set(datasets)) != len(datasets):
+        raise PipelineError(f"{params_path}: 'evaluate.datasets' lists a dataset twice: "
+                            f"{datasets}")
+    device = require(cfg, "device", str, where="evaluate")
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise PipelineError(f"{params_path}: 'evaluate.device' is {device!r}, expected 'auto', "
+                            f"'cpu', 'cuda' or 'cuda:N'")
+    return {
+        "datasets": datasets,
+        "query_prefix": require(cfg, "query_prefix", str, where="evaluate"),
+        "passage_prefix": require(cfg, "passage_prefix", str, where="evaluate"),
+        "max_length": require(cfg, "max_length", int, where="evaluate", low=2),
+        "batch_tokens": require(cfg, "batch_tokens", int, where="evaluate", low=1),
+        "device": device,
+        "threads": require(cfg, "threads", int, where="evaluate", low=0),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--encoder", default="models/base_encoder")
+    parser.add_argument("--eval-dir", default="data/eval")
+    parser.add_argument("--out", default="metrics/base.json")
+    parser.add_argument("--plots-out", default="metrics/base_per_language.json")
+    parser.add_argument("--cross-out", default="metrics/base_cross_lingual.json")
+    args = parser.parse_args(argv)
+
+    settings = read_settings(args.params)
+    device = resolve_device(settings["device"])
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    # Read and check every dataset before the (slower) model load.
+    datasets = [load_eval_dataset(args.eval_dir, name) for name in settings["datasets"]]
+    model, tokenizer = load_encoder(args.encoder, device)
+    limit = max_input_tokens(model.config)
+    if limit is not None and settings["max_length"] > limit:
+        raise PipelineError(f"{args.params}: 'evaluate.max_length' is {settings['max_length']}, "
+                            f"but {args.encoder} takes at most {limit} tokens")
+
+    report = evaluate_encoder(
+        model, tokenizer, datasets, query_prefix=settings["query_prefix"],
+        passage_prefix=settings["passage_prefix"], max_length=settings["max_length"],
+        batch_tokens=settings["batch_tokens"], device=device)
+    report.run.update({"encoder": args.encoder, "device": str(device),
+                       "threads": torch.get_num_threads()})
+    write_json({**report.metrics, "run": report.run}, args.out)
+    write_json(report.per_language, args.plots_out)
+    write_json(report.cross_matrix, args.cross_out)
+    summary = ", ".join(f"{name} mono/cross/multi mAP {m['mono']['map']}/{m['cross']['map']}/"
+                        f"{m['multi']['map']}" for name, m in report.metrics.items())
+    print(f"evaluate: {args.encoder}: {summary} in {report.run['wall_s']:.1f} s -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
