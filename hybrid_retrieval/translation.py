@@ -430,6 +430,27 @@ def _looks_local(model: str) -> bool:
     return model.startswith((".", "/", "~")) or os.path.exists(model) or model.count("/") > 1
 
 
+def _converter_class() -> type:
+    """CTranslate2's TransformersConverter, made to see M2M100's language tokens.
+
+    With transformers 5, ``M2M100Tokenizer.get_vocab()`` no longer lists the ``__xx__``
+    language tokens (they live in ``lang_token_to_id``), so the converter would build a
+    vocabulary 100 tokens short and reject the model; we add them back in id order.
+    """
+    import ctranslate2  # noqa: PLC0415
+
+    class Converter(ctranslate2.converters.TransformersConverter):
+        def load_tokenizer(self, tokenizer_class, model_name_or_path, **kwargs):
+            tokenizer = super().load_tokenizer(tokenizer_class, model_name_or_path, **kwargs)
+            lang_tokens = getattr(tokenizer, "lang_token_to_id", None)
+            if lang_tokens:
+                base_get_vocab = tokenizer.get_vocab
+                tokenizer.get_vocab = lambda: {**base_get_vocab(), **lang_tokens}
+            return tokenizer
+
+    return Converter
+
+
 def convert_hf_model(model: str, out_dir: Path, quantization: str, param: str) -> None:
     """Convert a Hugging Face seq2seq model (hub id or local folder) to CTranslate2 in ``out_dir``
     and save its tokenizer beside it. Raises :class:`PipelineError` naming ``param`` when the
@@ -443,7 +464,7 @@ def convert_hf_model(model: str, out_dir: Path, quantization: str, param: str) -
                             f"tokenizer files) or name a hub id")
     source = str(Path(model).expanduser()) if _looks_local(model) else model
     try:
-        converter = ctranslate2.converters.TransformersConverter(source)
+        converter = _converter_class()(source)
         converter.convert(str(out_dir), quantization=quantization, force=True)
         AutoTokenizer.from_pretrained(source).save_pretrained(str(out_dir))
     except (OSError, ValueError) as exc:
@@ -457,10 +478,15 @@ def convert_hf_model(model: str, out_dir: Path, quantization: str, param: str) -
 
 def _multilingual_tokens(model_dir: Path, model: str, langs: Iterable[str]
                          ) -> tuple[str, dict[str, str]]:
-    """Kind (nllb or m2m100) of a multilingual model and each language's code in it."""
-    from transformers import AutoTokenizer  # noqa: PLC0415
-
-    vocab = AutoTokenizer.from_pretrained(str(model_dir)).get_vocab()
+    """Kind (nllb or m2m100) of a converted multilingual model and each language's code in it,
+    read from the CTranslate2 vocabulary (what the decoder prefix must be found in)."""
+    vocab_file = next((model_dir / name for name in ("shared_vocabulary.json",
+                                                     "target_vocabulary.json")
+                       if (model_dir / name).is_file()), None)
+    if vocab_file is None:
+        raise PipelineError(f"{model_dir}: no shared_vocabulary.json or target_vocabulary.json "
+                            f"after conversion, expected CTranslate2's vocabulary file")
+    vocab = set(read_json(vocab_file))
     langs = list(langs)
     for kind, code_of, token_of in (("nllb", flores_code, lambda c: c),
                                     ("m2m100", m2m100_code, lambda c: f"__{c}__")):
