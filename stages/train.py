@@ -1,0 +1,67 @@
+"""Stage train: hybrid-batch InfoNCE fine-tuning of the base encoder -> models/encoder/.
+
+One process: ``python stages/train.py``; several: ``torchrun --nproc_per_node N stages/train.py``.
+A killed run resumes from its last checkpoint (``--checkpoints``) when started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.stage import load_params, run_stage
+from hybrid_retrieval.training import TrainConfig, train
+
+
+def read_forbidden_texts(paths: list[str]) -> list[str]:
+    """The ``text`` column of each Parquet file (e.g. evaluation questions and candidates)."""
+    texts: list[str] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise PipelineError(f"{path}: forbidden-texts file not found")
+        try:
+            texts += pq.read_table(path, columns=["text"]).column("text").to_pylist()
+        except (KeyError, ValueError, OSError) as exc:
+            raise PipelineError(f"{path}: expected a Parquet file with a 'text' column ({exc})") \
+                from None
+    return texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--shards", action="append",
+                        help="shard folder (repeatable); default data/shards/parallel")
+    parser.add_argument("--base-encoder", default="models/base_encoder")
+    parser.add_argument("--out", default="models/encoder")
+    parser.add_argument("--live", default="dvclive", help="dvclive folder")
+    parser.add_argument("--checkpoints", default="checkpoints/train")
+    parser.add_argument("--forbidden", action="append", default=[],
+                        help="Parquet file whose 'text' column must not occur in training (repeatable)")
+    args = parser.parse_args()
+
+    config = TrainConfig.from_params(load_params(args.params))
+    shard_dirs = args.shards or ["data/shards/parallel"]
+    for shard_dir in shard_dirs:
+        if not Path(shard_dir).is_dir():
+            raise PipelineError(f"{shard_dir}: shard folder not found (stage build_shards)")
+    forbidden = read_forbidden_texts(args.forbidden)
+
+    result = train(config, shard_dirs, args.base_encoder, args.out,
+                   checkpoint_dir=args.checkpoints, live_dir=args.live, forbidden_texts=forbidden)
+    s, t = result.summary, result.timing
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
+        print(f"train: {s['steps']} steps x {s['world_size']} rank(s), {s['pairs_seen']} pairs "
+              f"({s['mono_batches']} mono / {s['cross_batches']} cross batches, "
+              f"{s['fallback_batches']} fallbacks), loss {s['first_loss']:.4f} -> "
+              f"{s['final_loss']:.4f}, {t['seconds_per_step']:.2f} s/step"
+              f"{', resumed at step %d' % t['resumed_from_step'] if t['resumed_from_step'] else ''}"
+              f" -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
