@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 from lxml import html as lxml_html
@@ -35,18 +36,42 @@ _PARAGRAPH_XPATH = (
     "//p[not(ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' toc ')])]")
 
 
+#: Values of :attr:`Paragraph.kind`: running text, a list item, a tip/note/caution/warning box,
+#: a table or figure caption ("Table 2.1. List of ..."), a footnote.
+PARAGRAPH_KINDS = ("body", "list", "admonition", "caption", "footnote")
+_ADMONITION_CLASSES = {"note", "tip", "caution", "warning", "important"}
+
+
 @dataclass(frozen=True)
 class Paragraph:
     """One ``<p>`` of a chapter.
 
     ``index`` is its position among the chapter's paragraphs (the alignment key across
     languages), ``section`` the anchor id of the innermost enclosing section (the chapter's id
-    for paragraphs before the first section), ``text`` its whitespace-normalised text.
+    for paragraphs before the first section), ``text`` its whitespace-normalised text,
+    ``kind`` where it stands (one of :data:`PARAGRAPH_KINDS`).
     """
 
     index: int
     section: str
     text: str
+    kind: str = "body"
+
+
+@dataclass(frozen=True)
+class Heading:
+    """The title of one numbered section (``<h2>``..``<h5>``) of a chapter.
+
+    ``section`` is the section's anchor id (the same in every translation, and equal to
+    :attr:`Paragraph.section` of the section's own paragraphs), ``level`` 1 for ``x.y``, 2 for
+    ``x.y.z``, ...; ``number`` the section number (``2.1.1``), ``title`` the normalised title
+    without its number.
+    """
+
+    section: str
+    level: int
+    number: str
+    title: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +100,62 @@ def _section_id(element: lxml_html.HtmlElement) -> str:
     return ""
 
 
+def _classes(element: lxml_html.HtmlElement) -> set[str]:
+    return set((element.get("class") or "").split())
+
+
+def _paragraph_kind(element: lxml_html.HtmlElement) -> str:
+    """Where a ``<p>`` stands: see :data:`PARAGRAPH_KINDS` (the innermost container decides)."""
+    if "title" in _classes(element):
+        return "caption"
+    for ancestor in element.iterancestors():
+        classes = _classes(ancestor)
+        if ancestor.tag == "li":
+            return "list"
+        if classes & _ADMONITION_CLASSES:
+            return "admonition"
+        if classes & {"footnote", "footnotes"}:
+            return "footnote"
+        if classes & {"section", "chapter", "appendix"}:
+            break
+    return "body"
+
+
+def _parse_chapter(html: str | bytes) -> lxml_html.HtmlElement:
+    if isinstance(html, str):
+        html = html.encode("utf-8")
+    try:
+        return lxml_html.document_fromstring(html)
+    except (ValueError, lxml_html.etree.ParserError) as exc:
+        raise PipelineError(f"Debian Reference chapter: not parseable HTML ({exc})") from None
+
+
+# Section titles: "2.1.1. Package configuration" in every translation (DocBook numbering).
+_SECTION_TITLE_XPATH = ("//div[contains(concat(' ', normalize-space(@class), ' '), ' section ')]"
+                        "/div[contains(@class, 'titlepage')]"
+                        "//*[self::h2 or self::h3 or self::h4 or self::h5 or self::h6]")
+_SECTION_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)+)\.?\s+")
+
+
+def chapter_headings(html: str | bytes) -> list[Heading]:
+    """The numbered section titles of one Debian Reference chapter, in document order.
+
+    Input: the chapter's XHTML. Output: one :class:`Heading` per section title that carries an
+    anchor id and a section number (the chapter title itself is not included).
+    """
+    headings = []
+    for element in _parse_chapter(html).xpath(_SECTION_TITLE_XPATH):
+        anchors = element.xpath(".//a[@id]")
+        text = normalize_text(element.text_content())
+        match = _SECTION_NUMBER.match(text)
+        if not anchors or not match:
+            continue
+        number = match.group(1)
+        headings.append(Heading(anchors[0].get("id"), number.count("."), number,
+                                text[match.end():].strip()))
+    return headings
+
+
 def chapter_paragraphs(html: str | bytes) -> list[Paragraph]:
     """Every paragraph of one Debian Reference chapter, in document order.
 
@@ -83,18 +164,13 @@ def chapter_paragraphs(html: str | bytes) -> list[Paragraph]:
     excluded), *empty ones included*, so that ``index`` is comparable across translations.
     Raises :class:`PipelineError` if the document has no chapter body.
     """
-    if isinstance(html, str):
-        html = html.encode("utf-8")
-    try:
-        root = lxml_html.document_fromstring(html)
-    except (ValueError, lxml_html.etree.ParserError) as exc:
-        raise PipelineError(f"Debian Reference chapter: not parseable HTML ({exc})") from None
+    root = _parse_chapter(html)
     elements = root.xpath(_PARAGRAPH_XPATH)
     if not elements and not root.xpath("//div[contains(@class, 'chapter') or "
                                        "contains(@class, 'appendix')]"):
         raise PipelineError("Debian Reference chapter: no <div class='chapter'> or 'appendix' "
                             "body found")
-    return [Paragraph(index, _section_id(p), normalize_text(p.text_content()))
+    return [Paragraph(index, _section_id(p), normalize_text(p.text_content()), _paragraph_kind(p))
             for index, p in enumerate(elements)]
 
 
