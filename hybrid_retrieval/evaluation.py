@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from .encoder import encode_texts
@@ -161,6 +162,7 @@ class DatasetResult:
     summary: dict[str, dict[str, float | int | None]]
     per_language: list[dict[str, Any]] = field(default_factory=list)
     cross_matrix: list[dict[str, Any]] = field(default_factory=list)
+    per_query: pa.Table | None = None
     retrieval_seconds: float = 0.0
 
 
@@ -228,8 +230,64 @@ def evaluate_dataset(data: EvalDataset, question_emb: np.ndarray, candidate_emb:
             bar.update(hi - lo)
 
     result = _aggregate(data.name, langs, q_lang, pair_ap, pair_recall, multi)
+    result.per_query = _per_query_table(data, langs, q_lang, pair_ap, pair_recall, multi)
     result.retrieval_seconds = time.perf_counter() - start
     return result
+
+
+#: metrics/<name>_per_query.parquet: one row per (query, pool) with golds, for bootstrap CIs
+#: (:mod:`hybrid_retrieval.bootstrap`: ``groups`` = group_id, ``strata`` = stratum).
+PER_QUERY = pa.schema([
+    pa.field("dataset", pa.string(), nullable=False), pa.field("qid", pa.string(), nullable=False),
+    pa.field("group_id", pa.string(), nullable=False), pa.field("lang", pa.string(), nullable=False),
+    pa.field("setting", pa.string(), nullable=False),
+    pa.field("pool_lang", pa.string(), nullable=False),   # Y for mono/cross, "all" for multi
+    pa.field("stratum", pa.string(), nullable=False),     # lang (mono, multi) or "X->Y" (cross)
+    pa.field("ap", pa.float64(), nullable=False),
+    pa.field("recall", pa.float64(), nullable=False),     # Recall@recall_k
+    pa.field("recall_k", pa.int32(), nullable=False),
+    pa.field("ap_at_20", pa.float64()),                   # multi only
+    pa.field("rank_distance", pa.float64()),              # multi only, >= 2 golds
+])
+
+
+def _per_query_table(data: EvalDataset, langs: list[str], q_lang: np.ndarray,
+                     pair_ap: np.ndarray, pair_recall: np.ndarray,
+                     multi: dict[str, np.ndarray]) -> pa.Table:
+    """Long table of per-query values (rows without golds left out), schema :data:`PER_QUERY`."""
+    lang_names = np.array(langs, dtype=object)
+    qid, group = np.array(data.qid, dtype=object), np.array(data.group_id, dtype=object)
+    rows_q, cols = np.nonzero(~np.isnan(pair_ap))                    # (query, pool) pairs
+    is_mono = q_lang[rows_q] == cols
+    q_names, pool_names = lang_names[q_lang[rows_q]], lang_names[cols]
+    pair_stratum = np.where(is_mono, q_names, q_names + "->" + pool_names)
+    kept = np.flatnonzero(~np.isnan(multi["ap"]))
+    multi_names = lang_names[q_lang[kept]]
+    n_pair, n_multi = len(rows_q), len(kept)
+    nan = np.full(n_pair, np.nan)
+    columns = {
+        "dataset": [data.name] * (n_pair + n_multi),
+        "qid": np.concatenate([qid[rows_q], qid[kept]]).tolist(),
+        "group_id": np.concatenate([group[rows_q], group[kept]]).tolist(),
+        "lang": np.concatenate([q_names, multi_names]).tolist(),
+        "setting": np.concatenate([np.where(is_mono, "mono", "cross"),
+                                   np.full(n_multi, "multi")]).tolist(),
+        "pool_lang": np.concatenate([pool_names, np.full(n_multi, "all", dtype=object)]).tolist(),
+        "stratum": np.concatenate([pair_stratum, multi_names]).tolist(),
+        "ap": np.concatenate([pair_ap[rows_q, cols], multi["ap"][kept]]),
+        "recall": np.concatenate([pair_recall[rows_q, cols], multi["recall"][kept]]),
+        "recall_k": np.concatenate([np.full(n_pair, PAIR_RECALL_K),
+                                    np.full(n_multi, MULTI_RECALL_K)]).astype(np.int32),
+        "ap_at_20": np.concatenate([nan, multi["ap_k"][kept]]),
+        "rank_distance": np.concatenate([nan, multi["distance"][kept]]),
+    }
+    table = pa.table(columns)
+    # NaN -> null for the multi-only columns, so "not applicable" is explicit
+    for name in ("ap_at_20", "rank_distance"):
+        values = table.column(name).to_numpy()
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 pa.array(values, mask=np.isnan(values)))
+    return table.cast(PER_QUERY)
 
 
 def _aggregate(name: str, langs: list[str], q_lang: np.ndarray, pair_ap: np.ndarray,
@@ -310,6 +368,7 @@ class EvaluationReport:
     metrics: dict[str, Any]
     per_language: list[dict[str, Any]]
     cross_matrix: list[dict[str, Any]]
+    per_query: pa.Table
     run: dict[str, Any]
 
 
@@ -321,6 +380,7 @@ def evaluate_encoder(model, tokenizer, datasets: Sequence[EvalDataset], *, query
     metrics: dict[str, Any] = {}
     per_language: list[dict[str, Any]] = []
     cross_matrix: list[dict[str, Any]] = []
+    per_query: list[pa.Table] = []
     run: dict[str, Any] = {"datasets": {}}
     for data in datasets:
         encoded = encode_dataset(model, tokenizer, data, query_prefix=query_prefix,
@@ -330,6 +390,7 @@ def evaluate_encoder(model, tokenizer, datasets: Sequence[EvalDataset], *, query
         metrics[data.name] = result.summary
         per_language += result.per_language
         cross_matrix += result.cross_matrix
+        per_query.append(result.per_query)
         run["datasets"][data.name] = {
             "questions": len(data.qid), "candidates": len(data.cid),
             "languages": len(data.languages), "encoded_texts": encoded.encoded_texts,
@@ -342,4 +403,6 @@ def evaluate_encoder(model, tokenizer, datasets: Sequence[EvalDataset], *, query
                  result.summary["multi"]["map"] or math.nan, encoded.seconds,
                  result.retrieval_seconds)
     run["wall_s"] = round(time.perf_counter() - start, 2)
-    return EvaluationReport(metrics, per_language, cross_matrix, run)
+    return EvaluationReport(metrics, per_language, cross_matrix,
+                            pa.concat_tables(per_query) if per_query else PER_QUERY.empty_table(),
+                            run)

@@ -3,7 +3,8 @@
 Writes three JSON files, all only after every dataset is evaluated (a failure writes none):
 ``--out`` (dataset -> setting -> metric, plus a ``run`` key with wall time and texts/s),
 ``--plots-out`` (flat per-language records for ``dvc plots``, one bar per ``key``) and
-``--cross-out`` (the query-language x pool-language mAP matrix, for a heatmap).
+``--cross-out`` (the query-language x pool-language mAP matrix, for a heatmap) and, when asked,
+``--per-query-out`` (Parquet, one row per query and pool: the input of bootstrap intervals).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import torch
 
 from hybrid_retrieval.encoder import load_encoder, max_input_tokens, resolve_device
 from hybrid_retrieval.errors import PipelineError
-from hybrid_retrieval.evaluation import KNOWN_DATASETS, evaluate_encoder, load_eval_dataset
-from hybrid_retrieval.io import write_json
+from hybrid_retrieval.evaluation import (KNOWN_DATASETS, PER_QUERY, evaluate_encoder,
+                                         load_eval_dataset)
+from hybrid_retrieval.io import write_json, write_parquet
 from hybrid_retrieval.stage import load_params, require, run_stage, section
 
 log = logging.getLogger("evaluate")
@@ -60,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default="metrics/base.json")
     parser.add_argument("--plots-out", default="metrics/base_per_language.json")
     parser.add_argument("--cross-out", default="metrics/base_cross_lingual.json")
+    parser.add_argument("--per-query-out", default=None,
+                        help="optional Parquet of per-query AP/recall (for bootstrap CIs)")
     args = parser.parse_args(argv)
 
     settings = read_settings(args.params)
@@ -83,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_json({**report.metrics, "run": report.run}, args.out)
     write_json(report.per_language, args.plots_out)
     write_json(report.cross_matrix, args.cross_out)
+    if args.per_query_out:
+        write_parquet(report.per_query, args.per_query_out, schema=PER_QUERY)
     summary = ", ".join(f"{name} mono/cross/multi mAP {m['mono']['map']}/{m['cross']['map']}/"
                         f"{m['multi']['map']}" for name, m in report.metrics.items())
     print(f"evaluate: {args.encoder}: {summary} in {report.run['wall_s']:.1f} s -> {args.out}")

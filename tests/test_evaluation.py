@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from hybrid_retrieval.errors import PipelineError
-from hybrid_retrieval.evaluation import EvalDataset, evaluate_dataset, load_eval_dataset
-from hybrid_retrieval.io import write_parquet
+from hybrid_retrieval.bootstrap import bootstrap_ci
+from hybrid_retrieval.evaluation import (PER_QUERY, EvalDataset, evaluate_dataset,
+                                         load_eval_dataset)
+from hybrid_retrieval.io import read_parquet, write_parquet
 from hybrid_retrieval.schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +125,27 @@ def test_missing_parallel_question_is_skipped_in_cross_and_multi() -> None:
     assert s["multi"]["map_micro"] == pytest.approx(32 / 33, abs=1e-6)
 
 
+def test_per_query_table_reproduces_the_macro_averages() -> None:
+    data, q, c = synthetic(0.5, duplicate_en_gold=True, drop=(3, "fr"))
+    result = evaluate_dataset(data, q, c)
+    table = result.per_query.to_pydict()
+    assert result.per_query.schema.equals(PER_QUERY)
+    for setting in ("mono", "cross", "multi"):
+        rows = [i for i, s in enumerate(table["setting"]) if s == setting]
+        values = np.array([table["ap"][i] for i in rows])
+        groups = np.array([table["group_id"][i] for i in rows])
+        strata = np.array([table["stratum"][i] for i in rows])
+        ci = bootstrap_ci(values, groups, strata, resamples=50)
+        assert ci.estimate == pytest.approx(result.summary[setting]["map"], abs=1e-6)
+        assert ci.low <= ci.estimate <= ci.high
+    multi = [i for i, s in enumerate(table["setting"]) if s == "multi"]
+    assert {table["pool_lang"][i] for i in multi} == {"all"}
+    assert all(table["rank_distance"][i] is not None for i in multi)
+    assert all(table["ap_at_20"][i] is None for i, s in enumerate(table["setting"])
+               if s != "multi")
+    assert {"en->de", "de->en", "en"} <= set(table["stratum"])
+
+
 # ----------------------------------------------------------------------------- files and stage
 
 def write_eval_folder(root: Path, name: str = "xquad-r") -> Path:
@@ -161,7 +184,8 @@ def stage_args(tmp_path: Path, encoder: Path, params: Path) -> list[str]:
     return ["--params", str(params), "--encoder", str(encoder), "--eval-dir",
             str(tmp_path / "eval"), "--out", str(tmp_path / "m/base.json"),
             "--plots-out", str(tmp_path / "m/per_lang.json"),
-            "--cross-out", str(tmp_path / "m/cross.json")]
+            "--cross-out", str(tmp_path / "m/cross.json"),
+            "--per-query-out", str(tmp_path / "m/per_query.parquet")]
 
 
 def test_load_eval_dataset_round_trip(tmp_path: Path) -> None:
@@ -196,6 +220,8 @@ def test_evaluate_stage_end_to_end(tmp_path: Path, tiny_encoder_dir: Path,
                for r in records)
     cross = json.loads((tmp_path / "m/cross.json").read_text())
     assert len(cross) == 9 and all(0 <= r["map"] <= 1 for r in cross)
+    per_query = read_parquet(tmp_path / "m/per_query.parquet", schema=PER_QUERY)
+    assert per_query.num_rows == 12 + 24 + 12                  # mono + cross pairs + multi
     assert "evaluate:" in capsys.readouterr().out
 
 
