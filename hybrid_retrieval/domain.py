@@ -1,0 +1,905 @@
+"""Debian Reference -> pseudo query/passage pairs for domain adaptation (monolingual and cross-lingual).
+
+Pipeline (:func:`build_domain_pairs`), per language of ``params.yaml: domain.languages``:
+
+1. **Paragraphs** (:func:`hybrid_retrieval.debian_reference.chapter_paragraphs`, lxml): every
+   ``<p>`` of the chapter body. Running text, list items and tip/note/caution boxes are kept;
+   table/figure captions and footnotes are dropped. ``<pre>`` command listings and tables'
+   cells are not ``<p>`` and never enter (inline ``<code>`` inside a sentence stays as text).
+   A translated paragraph whose text equals an English paragraph of the same chapter is left
+   untranslated (or language-neutral, e.g. a command name) and is dropped for that language.
+2. **Alignment** (:func:`chapter_alignment`): po4a translates paragraph by paragraph, so a chapter
+   aligns with English when it has the same number of paragraphs *and* the same section and
+   kind at every position. Aligned chapters share one segmentation into blocks, so block ``b``
+   of a chapter is the same text in every language.
+3. **Blocks** (:func:`make_blocks`): consecutive kept paragraphs of one section, packed greedily
+   up to ``block_max_words`` (English word counts for aligned chapters). A block is the passage
+   unit: Debian Reference paragraphs are short (1.4 sentences on average), so a single paragraph
+   is too small for the Inverse Cloze Task. Exact and near-duplicate blocks (MinHash over
+   character 5-grams, verified Jaccard >= ``near_duplicate_jaccard``) are dropped per language.
+4. **Pairs**, at most one per block and (query language, passage language), so that no two
+   passages of a training group overlap (two ICT pairs of one block would each be the other's
+   false negative, the second passage holding the first query verbatim):
+
+   * ``heading``: the title of the block's section -> the block, for the first block of a
+     numbered section (the closest to Debian FAQ-R, whose queries are section titles);
+   * ``ict`` (Inverse Cloze Task, Lee et al. 2019): a sentence of the block -> the rest of the
+     block. With probability ``ict_keep_query_prob`` the sentence stays in the passage (as in
+     ORQA: the model must also learn lexical matching, not only context). The sentence is the
+     first of the block's sentences, in a seeded order, that passes the length filter.
+
+   Cross-lingual pairs take the query (a heading or an ICT sentence) in language X and the
+   aligned block in language Y (``cross_lingual_scope``: ``english`` = en<->X, ``all`` = every
+   ordered X != Y, non-English pairs aligned through the English original). An ICT query's
+   translation is removed from the passage like in the monolingual case: the sentence at the
+   same position when its paragraph has as many sentences in Y as in X, else the paragraph.
+5. **Filters**: word ranges for ICT queries, heading queries and passages (a Han/kana character
+   counts half a word: :func:`hybrid_retrieval.debian_faq.count_words`); exact duplicate queries
+   and passages within a (query language, passage language) group; Debian FAQ-R leakage
+   (:class:`FaqLeakageGuard`); a seeded cap per group.
+
+Every random choice is a hash of (seed, what, pair id), so the output does not depend on the order
+of the work and is identical on a rerun. A pair's ``id`` names its source (chapter, block,
+method, query position) and is shared by the same source pair in every language pair, as the
+SQuAD id is in the parallel shards; it is unique within a (query_lang, passage_lang) group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import zlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from .debian_faq import count_words
+from .debian_reference import (Heading, Paragraph, chapter_files, chapter_headings,
+                               chapter_paragraphs, debian_language_dir)
+from .errors import PipelineError
+from .io import read_parquet
+from .schemas import DOMAIN_PAIRS, EVAL_CANDIDATES, EVAL_QUESTIONS, SHARD
+from .shards import CROSS, MONO, pair_kind
+from .sources import locate
+from .stage import require
+from .text import normalize_text, sentence_spans
+
+log = logging.getLogger(__name__)
+
+#: The languages of the Debian Reference 2.100 (``zh`` is Debian's ``zh-cn``).
+DOMAIN_LANGUAGES = ("en", "de", "es", "fr", "id", "it", "ja", "pt", "zh")
+#: Paragraph kinds that become passage text (captions and footnotes are dropped).
+KEPT_KINDS = frozenset({"body", "list", "admonition"})
+CROSS_SCOPES = ("english", "all")
+ICT, HEADING = "ict", "heading"
+SOURCE = "domain"
+ID_PREFIX = "debref"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """Validated ``domain`` section of ``params.yaml`` (see :func:`read_domain_config`)."""
+
+    languages: tuple[str, ...] = DOMAIN_LANGUAGES
+    cross_lingual: bool = True
+    cross_lingual_scope: str = "all"
+    seed: int = 13
+    block_max_words: float = 60
+    ict_keep_query_prob: float = 0.1
+    ict_query_words: tuple[float, float] = (5, 40)
+    heading_query_words: tuple[float, float] = (1, 20)
+    passage_words: tuple[float, float] = (10, 150)
+    near_duplicate_jaccard: float = 0.8
+    max_mono_pairs_per_language: int = 3000
+    max_cross_pairs_per_language: int = 3000
+    leakage_min_chars: int = 30
+
+
+def _word_range(cfg: Mapping[str, Any], key: str) -> tuple[float, float]:
+    value = require(cfg, key, list, where="domain")
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                  for v in value) or not 0 < value[0] <= value[1]:
+        raise PipelineError(f"params.yaml: 'domain.{key}' is {value!r}, expected [min, max] "
+                            f"word counts with 0 < min <= max")
+    return float(value[0]), float(value[1])
+
+
+def domain_language(lang: object) -> str:
+    """Our code for a Debian Reference language (``zh-cn`` -> ``zh``), unchecked."""
+    return "zh" if isinstance(lang, str) and lang.lower() in ("zh-cn", "zh_cn") else lang
+
+
+def read_domain_config(params: Mapping[str, Any]) -> DomainConfig:
+    """Check the ``domain`` section of the params and return it as a :class:`DomainConfig`.
+
+    Raises :class:`PipelineError` naming ``domain.<key>`` and the expected values, e.g. for a
+    language the Debian Reference does not have.
+    """
+    cfg = params.get("domain")
+    if not isinstance(cfg, dict):
+        raise PipelineError("params.yaml: section 'domain' missing or not a mapping")
+    raw_langs = require(cfg, "languages", list, where="domain")
+    langs = [domain_language(lang) for lang in raw_langs]
+    unknown = [raw for raw, lang in zip(raw_langs, langs) if lang not in DOMAIN_LANGUAGES]
+    if unknown or not langs or len(set(langs)) != len(langs):
+        problem = f"unknown {unknown}" if unknown else "empty or repeated values"
+        raise PipelineError(f"params.yaml: 'domain.languages' is {raw_langs!r} ({problem}), "
+                            f"expected distinct values from {list(DOMAIN_LANGUAGES)}")
+    scope = require(cfg, "cross_lingual_scope", str, where="domain")
+    if scope not in CROSS_SCOPES:
+        raise PipelineError(f"params.yaml: 'domain.cross_lingual_scope' is {scope!r}, expected "
+                            f"one of {list(CROSS_SCOPES)}")
+    return DomainConfig(
+        languages=tuple(langs),
+        cross_lingual=require(cfg, "cross_lingual", bool, where="domain"),
+        cross_lingual_scope=scope,
+        seed=require(cfg, "seed", int, where="domain"),
+        block_max_words=float(require(cfg, "block_max_words", (int, float), where="domain",
+                                      low=5, high=1000)),
+        ict_keep_query_prob=float(require(cfg, "ict_keep_query_prob", (int, float),
+                                          where="domain", low=0, high=1)),
+        ict_query_words=_word_range(cfg, "ict_query_words"),
+        heading_query_words=_word_range(cfg, "heading_query_words"),
+        passage_words=_word_range(cfg, "passage_words"),
+        near_duplicate_jaccard=float(require(cfg, "near_duplicate_jaccard", (int, float),
+                                             where="domain", low=0.1, high=1)),
+        max_mono_pairs_per_language=require(cfg, "max_mono_pairs_per_language", int,
+                                            where="domain", low=0),
+        max_cross_pairs_per_language=require(cfg, "max_cross_pairs_per_language", int,
+                                             where="domain", low=0),
+        leakage_min_chars=require(cfg, "leakage_min_chars", int, where="domain", low=5),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Deterministic randomness and small text helpers
+# ---------------------------------------------------------------------------------------------
+
+def stable_uniform(seed: int, *parts: object) -> float:
+    """A number in [0, 1) that depends only on ``seed`` and ``parts`` (blake2b, not ``hash``)."""
+    key = "\x1f".join(map(str, (seed, *parts))).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0 ** 64
+
+
+def dedup_key(text: str) -> str:
+    """The key under which two texts are the same: normalised, case-folded."""
+    return normalize_text(text).casefold()
+
+
+def in_range(words: float, bounds: tuple[float, float]) -> str | None:
+    """``None`` when ``bounds[0] <= words <= bounds[1]``, else ``"too_short"``/``"too_long"``."""
+    if words < bounds[0]:
+        return "too_short"
+    if words > bounds[1]:
+        return "too_long"
+    return None
+
+
+def remove_span(text: str, span: tuple[int, int]) -> str:
+    """``text`` without ``text[span[0]:span[1]]``, whitespace normalised."""
+    return normalize_text(text[:span[0]] + " " + text[span[1]:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters, alignment and blocks
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter of the Debian Reference in one language: paragraphs and section titles."""
+
+    lang: str
+    doc: str
+    paragraphs: tuple[Paragraph, ...]
+    headings: tuple[Heading, ...]
+
+
+def read_chapters(lang: str, mirror: str | os.PathLike, download_dir: str | os.PathLike
+                  ) -> dict[str, Chapter]:
+    """Every chapter of ``lang`` (``doc`` -> :class:`Chapter`), verified through ``sources.locate``."""
+    files = chapter_files(lang)
+    if not files:
+        raise PipelineError(f"debian/reference/{debian_language_dir(lang)}/: the Debian "
+                            f"Reference has no chapters in language '{lang}'")
+    chapters = {}
+    for doc, relpath in sorted(files.items()):
+        html = locate(relpath, mirror, download_dir).read_bytes()
+        try:
+            chapters[doc] = Chapter(lang, doc, tuple(chapter_paragraphs(html)),
+                                    tuple(chapter_headings(html)))
+        except PipelineError as exc:
+            raise PipelineError(f"{relpath}: {exc}") from None
+    return chapters
+
+
+def chapter_alignment(english: Chapter, other: Chapter) -> str | None:
+    """``None`` when ``other`` aligns paragraph by paragraph with ``english``, else the reason.
+
+    Aligned means the same number of paragraphs and, at every position, the same section
+    anchor and the same kind (a list item where English has a list item, ...).
+    """
+    if len(english.paragraphs) != len(other.paragraphs):
+        return f"{len(other.paragraphs)} paragraphs vs {len(english.paragraphs)} in English"
+    for en, xx in zip(english.paragraphs, other.paragraphs):
+        if (en.section, en.kind) != (xx.section, xx.kind):
+            return (f"paragraph {en.index}: section/kind {xx.section}/{xx.kind} vs "
+                    f"{en.section}/{en.kind} in English")
+    return None
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive paragraphs of one section: the passage unit.
+
+    ``number`` is the block's position in its chapter, ``indices`` the paragraph indices,
+    ``first_of_section`` whether it starts its section (then the section title is its query
+    for a heading pair).
+    """
+
+    doc: str
+    number: int
+    section: str
+    indices: tuple[int, ...]
+    first_of_section: bool
+
+
+def make_blocks(doc: str, paragraphs: Sequence[Paragraph], max_words: float) -> list[Block]:
+    """Pack the usable paragraphs (kind in :data:`KEPT_KINDS`, non-empty) of a chapter into blocks.
+
+    Consecutive paragraphs of the same section go into one block while its word count stays
+    within ``max_words``; a block never spans two sections. A paragraph longer than
+    ``max_words`` is a block of its own (the passage filter decides about it later).
+    """
+    blocks: list[Block] = []
+    current: list[int] = []
+    current_words = 0.0
+    current_section: str | None = None
+    sections_seen: set[str] = set()
+
+    def close() -> None:
+        if current:
+            blocks.append(Block(doc, len(blocks), current_section or "", tuple(current),
+                                current_section not in sections_seen))
+            sections_seen.add(current_section or "")
+
+    for paragraph in paragraphs:
+        if paragraph.kind not in KEPT_KINDS or not paragraph.text:
+            continue
+        words = count_words(paragraph.text)
+        if current and (paragraph.section != current_section
+                        or current_words + words > max_words):
+            close()
+            current, current_words = [], 0.0
+        current_section = paragraph.section
+        current.append(paragraph.index)
+        current_words += words
+    close()
+    return blocks
+
+
+@dataclass
+class LanguageView:
+    """What one language contributes to the pairs of one chapter.
+
+    ``texts`` maps paragraph index -> text for the usable paragraphs of this language (kept
+    kind, non-empty, translated); ``titles`` maps section anchor -> usable section title.
+    ``blocks`` is the chapter's segmentation (English's when ``aligned``); ``kept_blocks`` the
+    numbers of the blocks that survived de-duplication in this language.
+    """
+
+    lang: str
+    doc: str
+    aligned: bool
+    blocks: list[Block]
+    texts: dict[int, str]
+    titles: dict[str, str]
+    kept_blocks: set[int] = field(default_factory=set)
+    _spans: dict[int, list[tuple[int, int]]] = field(default_factory=dict, repr=False)
+
+    def sentences(self, index: int) -> list[tuple[int, int]]:
+        """Sentence spans of paragraph ``index`` (cached)."""
+        if index not in self._spans:
+            self._spans[index] = sentence_spans(self.texts[index])
+        return self._spans[index]
+
+    def block_paragraphs(self, block: Block) -> list[int]:
+        """The block's paragraph indices that this language has text for."""
+        return [i for i in block.indices if i in self.texts]
+
+    def block_text(self, block: Block) -> str:
+        return " ".join(self.texts[i] for i in self.block_paragraphs(block))
+
+    def doc_id(self) -> str:
+        """Chapter part of a pair id: the chapter, qualified by language when not aligned."""
+        return self.doc if self.aligned else f"{self.doc}@{self.lang}"
+
+
+def language_view(chapter: Chapter, english: Chapter, aligned: bool,
+                  english_blocks: list[Block], max_words: float,
+                  counts: Counter) -> LanguageView:
+    """Usable paragraphs and titles of ``chapter`` (``english`` is the reference chapter).
+
+    Counts per paragraph outcome go into ``counts`` (``paragraphs``, ``empty``, ``caption``,
+    ``footnote``, ``untranslated``, ``usable``; ``headings``, ``untranslated_headings``).
+    """
+    is_english = chapter.lang == "en"
+    english_texts = {p.text for p in english.paragraphs}
+    texts: dict[int, str] = {}
+    for paragraph in chapter.paragraphs:
+        counts["paragraphs"] += 1
+        if not paragraph.text:
+            counts["empty"] += 1
+        elif paragraph.kind not in KEPT_KINDS:
+            counts[paragraph.kind] += 1
+        elif not is_english and paragraph.text in english_texts:
+            counts["untranslated"] += 1
+        else:
+            texts[paragraph.index] = paragraph.text
+            counts["usable"] += 1
+    english_titles = {h.section: h.title for h in english.headings}
+    titles: dict[str, str] = {}
+    for heading in chapter.headings:
+        counts["headings"] += 1
+        if not heading.title:
+            continue
+        if not is_english and english_titles.get(heading.section) == heading.title:
+            counts["untranslated_headings"] += 1
+            continue
+        titles[heading.section] = heading.title
+    blocks = english_blocks if aligned else make_blocks(chapter.doc, chapter.paragraphs,
+                                                        max_words)
+    return LanguageView(chapter.lang, chapter.doc, aligned, blocks, texts, titles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Near-duplicate detection
+# ---------------------------------------------------------------------------------------------
+
+_MINHASH_PRIME = 4294967311  # the first prime above 2**32: (a * h + b) stays below 2**64
+
+
+def _shingles(text: str, size: int) -> set[int]:
+    key = dedup_key(text)
+    if len(key) <= size:
+        return {zlib.crc32(key.encode("utf-8"))}
+    return {zlib.crc32(key[i:i + size].encode("utf-8")) for i in range(len(key) - size + 1)}
+
+
+def duplicate_flags(texts: Sequence[str], threshold: float, *, shingle_size: int = 5,
+                    num_hashes: int = 64, bands: int = 16, seed: int = 0) -> list[str | None]:
+    """Mark each text that repeats an earlier *kept* text: ``"duplicate"`` (equal
+    :func:`dedup_key`), ``"near_duplicate"`` (Jaccard similarity of character
+    ``shingle_size``-gram sets >= ``threshold``) or ``None`` (kept).
+
+    Candidates come from MinHash LSH (``num_hashes`` hashes in ``bands`` bands) and are verified
+    with the exact Jaccard similarity, so the result has no false positives; at a threshold of
+    0.8 a true near-duplicate is missed with probability < 0.1 %. Empty texts are kept.
+    """
+    if num_hashes % bands:
+        raise ValueError(f"num_hashes {num_hashes} is not a multiple of bands {bands}")
+    rows = num_hashes // bands
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 2 ** 32, size=num_hashes, dtype=np.uint64)
+    b = rng.integers(0, 2 ** 32, size=num_hashes, dtype=np.uint64)
+    flags: list[str | None] = [None] * len(texts)
+    exact: set[str] = set()
+    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
+    shingle_sets: dict[int, set[int]] = {}
+    for i, text in enumerate(texts):
+        key = dedup_key(text)
+        if not key:
+            continue
+        if key in exact:
+            flags[i] = "duplicate"
+            continue
+        shingles = _shingles(text, shingle_size)
+        values = np.fromiter(shingles, dtype=np.uint64, count=len(shingles))
+        signature = ((values[None, :] * a[:, None] + b[:, None]) % _MINHASH_PRIME).min(axis=1)
+        band_keys = [(band, signature[band * rows:(band + 1) * rows].tobytes())
+                     for band in range(bands)]
+        candidates = {j for band_key in band_keys for j in buckets.get(band_key, ())}
+        if any(len(shingles & shingle_sets[j]) / len(shingles | shingle_sets[j]) >= threshold
+               for j in sorted(candidates)):
+            flags[i] = "near_duplicate"
+            continue
+        exact.add(key)
+        shingle_sets[i] = shingles
+        for band_key in band_keys:
+            buckets[band_key].append(i)
+    return flags
+
+
+# ---------------------------------------------------------------------------------------------
+# Pair construction
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PairLimits:
+    """Word ranges of the filters and the ICT keep probability."""
+
+    ict_query_words: tuple[float, float]
+    heading_query_words: tuple[float, float]
+    passage_words: tuple[float, float]
+    ict_keep_query_prob: float
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: DomainConfig) -> "PairLimits":
+        return cls(config.ict_query_words, config.heading_query_words, config.passage_words,
+                   config.ict_keep_query_prob, config.seed)
+
+
+@dataclass(frozen=True)
+class PairDraft:
+    """A built pair before the group-level filters: ``query_kept`` marks ICT pairs whose
+    passage still holds the query sentence (or its translation)."""
+
+    id: str
+    query_lang: str
+    passage_lang: str
+    query: str
+    passage: str
+    method: str
+    doc: str
+    section: str
+    query_kept: bool = False
+
+
+def heading_pair(block: Block, query_view: LanguageView, passage_view: LanguageView,
+                 limits: PairLimits) -> tuple[PairDraft | None, str]:
+    """Section title (``query_view``'s language) -> the whole block (``passage_view``'s).
+
+    Returns the pair, or ``None`` and why not: ``not_first_block``, ``no_heading`` (no usable
+    title), ``heading_too_short``/``heading_too_long``, ``passage_too_short``/``_too_long``.
+    """
+    if not block.first_of_section:
+        return None, "not_first_block"
+    title = query_view.titles.get(block.section)
+    if not title:
+        return None, "no_heading"
+    problem = in_range(count_words(title), limits.heading_query_words)
+    if problem:
+        return None, f"heading_{problem}"
+    passage = passage_view.block_text(block)
+    problem = in_range(count_words(passage), limits.passage_words)
+    if problem:
+        return None, f"passage_{problem}"
+    pair_id = f"{ID_PREFIX}:{query_view.doc_id()}:b{block.number:03d}:{HEADING}"
+    return PairDraft(pair_id, query_view.lang, passage_view.lang, title, passage, HEADING,
+                     block.doc, block.section), "ok"
+
+
+def ict_candidates(block: Block, view: LanguageView, seed: int) -> list[tuple[int, int]]:
+    """The (paragraph index, sentence number) of every sentence of the block in ``view``'s
+    language, in a seeded order that depends only on the positions (so languages whose
+    paragraphs split alike choose the same sentence)."""
+    positions = [(index, number) for index in view.block_paragraphs(block)
+                 for number in range(len(view.sentences(index)))]
+    return sorted(positions, key=lambda pos: (
+        stable_uniform(seed, ICT, view.doc_id(), block.number, pos[0], pos[1]), pos))
+
+
+def ict_passage(block: Block, query_view: LanguageView, passage_view: LanguageView,
+                position: tuple[int, int], keep_query: bool) -> str:
+    """The block in ``passage_view``'s language without the query sentence at ``position``
+    (of ``query_view``): the sentence with the same number when that paragraph has as many
+    sentences in both languages, else the whole paragraph. With ``keep_query``, the whole block.
+    """
+    index, number = position
+    parts = []
+    for i in passage_view.block_paragraphs(block):
+        text = passage_view.texts[i]
+        if i == index and not keep_query:
+            passage_spans = passage_view.sentences(i)
+            if len(passage_spans) != len(query_view.sentences(i)):
+                continue
+            text = remove_span(text, passage_spans[number])
+        if text:
+            parts.append(text)
+    return " ".join(parts)
+
+
+def ict_pair(block: Block, query_view: LanguageView, passage_view: LanguageView,
+             limits: PairLimits) -> tuple[PairDraft | None, str]:
+    """Inverse Cloze Task: a sentence of the block (``query_view``'s language) -> the rest of
+    the block (``passage_view``'s), or the whole block with probability
+    ``limits.ict_keep_query_prob`` (decided per pair id, so the same in every language pair).
+
+    Sentences are tried in :func:`ict_candidates` order; the first that passes the query
+    filters (word range; not ending in a colon, which introduces a listing and says nothing
+    by itself) and whose block rest passes the passage word range wins; the rest of the block
+    must pass even when the query is kept, so a one-sentence block never pairs a sentence with
+    itself. Returns the pair, or ``None`` and why not (``ict_no_sentence``,
+    ``ict_query_too_short``/``_too_long``/``_colon``, ``passage_too_short``/``_too_long``: the
+    reason of the first-ranked sentence).
+    """
+    reasons: list[str] = []
+    for position in ict_candidates(block, query_view, limits.seed):
+        index, number = position
+        start, end = query_view.sentences(index)[number]
+        query = normalize_text(query_view.texts[index][start:end])
+        problem = in_range(count_words(query), limits.ict_query_words)
+        if problem is None and query.endswith((":", "\uff1a")):
+            problem = "colon"
+        if problem:
+            reasons.append(f"ict_query_{problem}")
+            continue
+        rest = ict_passage(block, query_view, passage_view, position, keep_query=False)
+        problem = in_range(count_words(rest), limits.passage_words)
+        pair_id = (f"{ID_PREFIX}:{query_view.doc_id()}:b{block.number:03d}:{ICT}:"
+                   f"p{index:03d}.s{number}")
+        keep = stable_uniform(limits.seed, "keep", pair_id) < limits.ict_keep_query_prob
+        passage = ict_passage(block, query_view, passage_view, position, keep_query=True) \
+            if keep else rest
+        if problem is None:
+            problem = in_range(count_words(passage), limits.passage_words)
+        if problem:
+            reasons.append(f"passage_{problem}")
+            continue
+        return PairDraft(pair_id, query_view.lang, passage_view.lang, query, passage, ICT,
+                         block.doc, block.section, query_kept=keep), "ok"
+    return None, reasons[0] if reasons else "ict_no_sentence"
+
+
+def block_pair(block: Block, query_view: LanguageView, passage_view: LanguageView,
+               limits: PairLimits, counts: Counter) -> PairDraft | None:
+    """The one pair of a block for a (query language, passage language): the heading pair
+    when the block starts a titled section, else (or when that fails) an ICT pair. Why a
+    heading or an ICT pair could not be built is counted in ``counts``."""
+    pair, reason = heading_pair(block, query_view, passage_view, limits)
+    if pair is not None:
+        return pair
+    if reason != "not_first_block":
+        counts[f"heading_dropped_{reason}"] += 1
+    pair, reason = ict_pair(block, query_view, passage_view, limits)
+    if pair is None:
+        counts[f"dropped_{reason}"] += 1
+    return pair
+
+
+# ---------------------------------------------------------------------------------------------
+# Debian FAQ-R leakage guard
+# ---------------------------------------------------------------------------------------------
+
+def containment_hits(needles: Sequence[str], haystacks: Sequence[str], probe_chars: int
+                     ) -> set[tuple[int, int]]:
+    """``(needle, haystack)`` index pairs where ``needles[i]`` occurs inside ``haystacks[j]``.
+
+    Only needles of at least ``probe_chars`` characters are looked for. Each needle is indexed
+    by its first ``probe_chars`` characters and every window of every haystack is looked up,
+    so the cost is linear in the haystacks' total length (no needle x haystack scan).
+    """
+    probes: dict[str, list[int]] = defaultdict(list)
+    for i, needle in enumerate(needles):
+        if len(needle) >= probe_chars:
+            probes[needle[:probe_chars]].append(i)
+    hits: set[tuple[int, int]] = set()
+    if not probes:
+        return hits
+    for j, haystack in enumerate(haystacks):
+        for start in range(len(haystack) - probe_chars + 1):
+            found = probes.get(haystack[start:start + probe_chars])
+            if found:
+                hits.update((i, j) for i in found if haystack.startswith(needles[i], start))
+    return hits
+
+
+class FaqLeakageGuard:
+    """Finds Debian FAQ-R evaluation texts in domain training texts.
+
+    A training text (query or passage) leaks when, after :func:`dedup_key` on both sides, it
+    * equals a FAQ question or answer passage (``exact``),
+    * contains a whole FAQ answer passage (``contains_faq``), or
+    * lies inside a FAQ answer passage or answer text (``inside_faq``): it was copied from the
+      test answers.
+    Containment is only checked for texts of at least ``min_chars`` characters (a FAQ passage
+    "Yes." inside a manual paragraph is not a leak).
+    """
+
+    def __init__(self, questions: Iterable[str], passages: Iterable[str],
+                 contexts: Iterable[str] = (), *, min_chars: int = 30) -> None:
+        self.min_chars = min_chars
+        question_keys = {dedup_key(t) for t in questions} - {""}
+        self.passages = sorted({dedup_key(t) for t in passages} - {""})
+        self.exact = question_keys | set(self.passages)
+        self.haystacks = sorted(set(self.passages) | ({dedup_key(t) for t in contexts} - {""}))
+
+    @classmethod
+    def from_tables(cls, questions: pa.Table, candidates: pa.Table, *,
+                    min_chars: int = 30) -> "FaqLeakageGuard":
+        """From the FAQ-R tables (schemas ``EVAL_QUESTIONS`` / ``EVAL_CANDIDATES``)."""
+        return cls(questions.column("text").to_pylist(), candidates.column("text").to_pylist(),
+                   candidates.column("context").to_pylist(), min_chars=min_chars)
+
+    @classmethod
+    def from_dir(cls, faq_dir: str | os.PathLike, *, min_chars: int = 30) -> "FaqLeakageGuard":
+        """From ``faq_dir/{questions,candidates}.parquet`` (stage ``prepare_eval``'s Debian
+        FAQ-R output); a missing or malformed table raises :class:`PipelineError` naming it."""
+        questions = read_parquet(Path(faq_dir) / "questions.parquet", schema=EVAL_QUESTIONS)
+        candidates = read_parquet(Path(faq_dir) / "candidates.parquet", schema=EVAL_CANDIDATES)
+        return cls.from_tables(questions, candidates, min_chars=min_chars)
+
+    def __len__(self) -> int:
+        return len(self.exact)
+
+    def leak_reasons(self, texts: Sequence[str]) -> list[str | None]:
+        """Per text: ``exact``, ``contains_faq``, ``inside_faq`` or ``None`` (no leak)."""
+        keys = [dedup_key(t) for t in texts]
+        unique = sorted(set(keys))
+        reasons: dict[str, str] = {k: "exact" for k in unique if k in self.exact}
+        rest = [k for k in unique if k not in reasons]
+        for _, j in containment_hits(self.passages, rest, self.min_chars):
+            reasons.setdefault(rest[j], "contains_faq")
+        rest = [k for k in rest if k not in reasons]
+        for i, _ in containment_hits(rest, self.haystacks, self.min_chars):
+            reasons.setdefault(rest[i], "inside_faq")
+        return [reasons.get(k) for k in keys]
+
+    def leaking_rows(self, table: pa.Table, columns: Sequence[str] = ("query", "passage")
+                     ) -> list[str | None]:
+        """Per row of ``table``: ``"<column>:<reason>"`` of its first leaking column, or ``None``."""
+        result: list[str | None] = [None] * len(table)
+        for column in columns:
+            for row, reason in enumerate(self.leak_reasons(table.column(column).to_pylist())):
+                if reason and result[row] is None:
+                    result[row] = f"{column}:{reason}"
+        return result
+
+    def assert_clean(self, table: pa.Table, *, what: str, examples: int = 3) -> None:
+        """Raise :class:`PipelineError` naming ``what`` if any row of ``table`` leaks."""
+        reasons = self.leaking_rows(table)
+        bad = [i for i, reason in enumerate(reasons) if reason]
+        if bad:
+            counts = Counter(reasons[i] for i in bad)
+            shown = [(reasons[i], table.column("query")[i].as_py()[:80]) for i in bad[:examples]]
+            raise PipelineError(f"{what}: {len(bad)} rows contain Debian FAQ-R evaluation text "
+                                f"({dict(sorted(counts.items()))}; e.g. {shown}); expected none")
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole build
+# ---------------------------------------------------------------------------------------------
+
+def language_pairs(config: DomainConfig) -> list[tuple[str, str]]:
+    """The (query language, passage language) groups to build, monolingual ones first."""
+    langs = list(config.languages)
+    groups = [(lang, lang) for lang in langs]
+    if config.cross_lingual:
+        if config.cross_lingual_scope == "english":
+            others = [lang for lang in langs if lang != "en"] if "en" in langs else []
+            groups += [("en", lang) for lang in others] + [(lang, "en") for lang in others]
+        else:
+            groups += [(q, p) for q in langs for p in langs if q != p]
+    return groups
+
+
+def cap_per_group(config: DomainConfig, groups: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Most pairs each group may keep: ``max_mono_pairs_per_language`` for a monolingual group;
+    ``max_cross_pairs_per_language`` split evenly over the passage languages of a query
+    language for a cross-lingual one."""
+    cross_targets = Counter(q for q, p in groups if q != p)
+    return {(q, p): config.max_mono_pairs_per_language if q == p
+            else config.max_cross_pairs_per_language // cross_targets[q] for q, p in groups}
+
+
+def _views(config: DomainConfig, mirror: str | os.PathLike, download_dir: str | os.PathLike,
+           stats: dict[str, Any]) -> dict[str, dict[str, LanguageView]]:
+    """Read every language and return ``lang -> doc -> LanguageView`` (with de-duplicated blocks)."""
+    english = read_chapters("en", mirror, download_dir)
+    english_blocks = {doc: make_blocks(doc, ch.paragraphs, config.block_max_words)
+                      for doc, ch in english.items()}
+    views: dict[str, dict[str, LanguageView]] = {}
+    for lang in tqdm(config.languages, desc="debian reference", unit="language"):
+        chapters = english if lang == "en" else read_chapters(lang, mirror, download_dir)
+        paragraph_counts: Counter = Counter()
+        alignment: dict[str, Any] = {"chapters_total": 0, "chapters_aligned": 0,
+                                     "unaligned": {}, "paragraphs_en": 0,
+                                     "paragraphs_aligned": 0}
+        views[lang] = {}
+        for doc in sorted(chapters):
+            if doc not in english:
+                alignment["unaligned"][doc] = "no English chapter"
+                continue
+            reason = None if lang == "en" else chapter_alignment(english[doc], chapters[doc])
+            alignment["chapters_total"] += 1
+            if reason:
+                alignment["unaligned"][doc] = reason
+            else:
+                alignment["chapters_aligned"] += 1
+            view = language_view(chapters[doc], english[doc], reason is None,
+                                 english_blocks[doc], config.block_max_words, paragraph_counts)
+            if reason is None:
+                english_usable = [p.index for p in english[doc].paragraphs
+                                  if p.text and p.kind in KEPT_KINDS]
+                alignment["paragraphs_en"] += len(english_usable)
+                alignment["paragraphs_aligned"] += sum(i in view.texts for i in english_usable)
+            views[lang][doc] = view
+        # De-duplicate this language's blocks, in chapter order.
+        entries = [(view, block) for doc, view in sorted(views[lang].items())
+                   for block in view.blocks]
+        flags = duplicate_flags([view.block_text(block) for view, block in entries],
+                                config.near_duplicate_jaccard, seed=config.seed)
+        block_counts = Counter(flag or "kept" for flag in flags)
+        for (view, block), flag in zip(entries, flags):
+            if flag is None and view.block_paragraphs(block):
+                view.kept_blocks.add(block.number)
+        block_counts["empty"] = sum(1 for (view, block), flag in zip(entries, flags)
+                                    if flag is None and not view.block_paragraphs(block))
+        block_counts["kept"] -= block_counts["empty"]
+        block_counts["total"] = len(entries)
+        stats["paragraphs"][lang] = dict(sorted(paragraph_counts.items()))
+        stats["alignment"][lang] = alignment
+        stats["blocks"][lang] = dict(sorted(block_counts.items()))
+    return views
+
+
+def _group_pairs(query_lang: str, passage_lang: str, views: Mapping[str, Mapping[str, LanguageView]],
+                 limits: PairLimits, counts: Counter) -> list[PairDraft]:
+    """One group's pairs, in chapter and block order, before the group-level filters."""
+    drafts: list[PairDraft] = []
+    mono = query_lang == passage_lang
+    for doc in sorted(views[passage_lang]):
+        passage_view = views[passage_lang][doc]
+        query_view = views[query_lang].get(doc)
+        if query_view is None:
+            continue
+        if not mono and not (query_view.aligned and passage_view.aligned):
+            counts["chapters_unaligned"] += 1
+            continue
+        for block in passage_view.blocks:
+            if block.number not in passage_view.kept_blocks:
+                continue
+            counts["blocks"] += 1
+            pair = block_pair(block, query_view, passage_view, limits, counts)
+            if pair is not None:
+                drafts.append(pair)
+    return drafts
+
+
+def _drop_group_duplicates(drafts: list[PairDraft], counts: Counter) -> list[PairDraft]:
+    """Drop pairs whose query or passage repeats an earlier pair's (exact, :func:`dedup_key`)."""
+    seen_queries: set[str] = set()
+    seen_passages: set[str] = set()
+    kept = []
+    for pair in drafts:
+        query_key, passage_key = dedup_key(pair.query), dedup_key(pair.passage)
+        if query_key in seen_queries:
+            counts["dropped_duplicate_query"] += 1
+        elif passage_key in seen_passages:
+            counts["dropped_duplicate_passage"] += 1
+        else:
+            seen_queries.add(query_key)
+            seen_passages.add(passage_key)
+            kept.append(pair)
+    return kept
+
+
+def _drop_leaks(drafts: list[PairDraft], reasons: Mapping[str, str | None],
+                counts: Counter) -> list[PairDraft]:
+    """Drop the pairs whose query or passage leaks (``reasons``: text -> leak reason)."""
+    kept = []
+    for pair in drafts:
+        query_reason, passage_reason = reasons.get(pair.query), reasons.get(pair.passage)
+        if query_reason:
+            counts[f"dropped_leak_query_{query_reason}"] += 1
+        elif passage_reason:
+            counts[f"dropped_leak_passage_{passage_reason}"] += 1
+        else:
+            kept.append(pair)
+    return kept
+
+
+def _cap(drafts: list[PairDraft], cap: int, seed: int, counts: Counter) -> list[PairDraft]:
+    """At most ``cap`` pairs, a seeded sample that depends only on the ids (order kept)."""
+    if len(drafts) <= cap:
+        return drafts
+    ranked = sorted(drafts, key=lambda p: (stable_uniform(seed, "cap", p.query_lang,
+                                                          p.passage_lang, p.id), p.id))
+    chosen = {p.id for p in ranked[:cap]}
+    counts["dropped_cap"] += len(drafts) - cap
+    return [p for p in drafts if p.id in chosen]
+
+
+def pairs_table(drafts: Iterable[PairDraft]) -> pa.Table:
+    """:data:`DOMAIN_PAIRS` table of ``drafts``, sorted by (query_lang, passage_lang, id)."""
+    rows = sorted(drafts, key=lambda p: (p.query_lang, p.passage_lang, p.id))
+    return pa.Table.from_pydict({name: [getattr(p, name) for p in rows]
+                                 for name in DOMAIN_PAIRS.names}, schema=DOMAIN_PAIRS)
+
+
+def build_domain_pairs(config: DomainConfig, mirror: str | os.PathLike,
+                       download_dir: str | os.PathLike,
+                       guard: FaqLeakageGuard | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """The Debian Reference pseudo query/passage pairs of ``config`` (see the module docstring).
+
+    Inputs: the validated config, the data mirror and download folder (``params.yaml: data``),
+    and the FAQ-R leakage guard (``None`` only in tests). Output: the :data:`DOMAIN_PAIRS`
+    table (sorted by query_lang, passage_lang, id) and the statistics: per language
+    ``paragraphs`` (outcome counts), ``alignment`` (chapters aligned / total, English paragraphs
+    of aligned chapters and how many have a translation), ``blocks`` (duplicates), and per group
+    ``groups["de-en"]`` (blocks, pairs per method, every drop reason), plus totals.
+    """
+    stats: dict[str, Any] = {"paragraphs": {}, "alignment": {}, "blocks": {}, "groups": {}}
+    views = _views(config, mirror, download_dir, stats)
+    limits = PairLimits.from_config(config)
+    groups = language_pairs(config)
+    caps = cap_per_group(config, groups)
+    built: dict[tuple[str, str], tuple[list[PairDraft], Counter]] = {}
+    for query_lang, passage_lang in tqdm(groups, desc="domain pairs", unit="group"):
+        counts: Counter = Counter()
+        drafts = _group_pairs(query_lang, passage_lang, views, limits, counts)
+        built[(query_lang, passage_lang)] = (_drop_group_duplicates(drafts, counts), counts)
+    # One leakage pass over every distinct text: scanning the FAQ answers costs the same for
+    # one text as for all of them.
+    texts = sorted({text for drafts, _ in built.values() for pair in drafts
+                    for text in (pair.query, pair.passage)})
+    reasons = dict(zip(texts, guard.leak_reasons(texts))) if guard is not None else {}
+    all_pairs: list[PairDraft] = []
+    for (query_lang, passage_lang), (drafts, counts) in built.items():
+        drafts = _drop_leaks(drafts, reasons, counts)
+        drafts = _cap(drafts, caps[(query_lang, passage_lang)], config.seed, counts)
+        for pair in drafts:
+            counts[pair.method] += 1
+            counts["ict_query_kept_in_passage"] += pair.query_kept
+        counts["pairs"] = len(drafts)
+        stats["groups"][f"{query_lang}-{passage_lang}"] = dict(sorted(counts.items()))
+        all_pairs.extend(drafts)
+    table = pairs_table(all_pairs)
+    if guard is not None:
+        guard.assert_clean(table, what="domain pairs")
+    stats["totals"] = totals(table)
+    stats["leakage_dropped"] = sum(n for group in stats["groups"].values()
+                                   for key, n in group.items() if key.startswith("dropped_leak"))
+    stats["config"] = {"languages": list(config.languages), "cross_lingual": config.cross_lingual,
+                       "cross_lingual_scope": config.cross_lingual_scope,
+                       "caps": {f"{q}-{p}": n for (q, p), n in caps.items()}}
+    return table, stats
+
+
+def totals(table: pa.Table) -> dict[str, Any]:
+    """Row counts of a :data:`DOMAIN_PAIRS` table: all, per kind, per method, per query language."""
+    kinds = [pair_kind(q, p) for q, p in zip(table.column("query_lang").to_pylist(),
+                                             table.column("passage_lang").to_pylist())]
+    methods = table.column("method").to_pylist()
+    query_langs = table.column("query_lang").to_pylist()
+    return {"rows": len(table), "kind": dict(sorted(Counter(kinds).items())),
+            "method": dict(sorted(Counter(methods).items())),
+            "kind_method": {f"{k}:{m}": n for (k, m), n in sorted(Counter(zip(kinds, methods)).items())},
+            "mono_by_language": dict(sorted(Counter(q for q, k in zip(query_langs, kinds)
+                                                    if k == MONO).items())),
+            "cross_by_query_language": dict(sorted(Counter(q for q, k in zip(query_langs, kinds)
+                                                           if k == CROSS).items()))}
+
+
+def domain_shard_table(pairs: pa.Table) -> pa.Table:
+    """:data:`SHARD` rows of a :data:`DOMAIN_PAIRS` table: ``pair_id`` = ``id``, source
+    ``domain``, kind ``mono``/``cross``; sorted by (query_lang, passage_lang, pair_id).
+
+    Raises :class:`PipelineError` if an id repeats within a (query_lang, passage_lang) group.
+    """
+    keys = list(zip(pairs.column("query_lang").to_pylist(), pairs.column("passage_lang").to_pylist(),
+                    pairs.column("id").to_pylist()))
+    repeated = [key for key, n in Counter(keys).items() if n > 1]
+    if repeated:
+        raise PipelineError(f"domain pairs: column 'id' repeats within a language pair "
+                            f"{len(repeated)} times (e.g. {repeated[:3]}), expected unique ids "
+                            f"per (query_lang, passage_lang)")
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    taken = pairs.take(pa.array(order, pa.int64()))
+    return pa.Table.from_pydict({
+        "pair_id": taken.column("id"), "query_lang": taken.column("query_lang"),
+        "passage_lang": taken.column("passage_lang"), "query": taken.column("query"),
+        "passage": taken.column("passage"), "source": [SOURCE] * len(taken),
+        "kind": [pair_kind(q, p) for q, p in zip(taken.column("query_lang").to_pylist(),
+                                                 taken.column("passage_lang").to_pylist())],
+    }, schema=SHARD)
