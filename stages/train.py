@@ -55,7 +55,8 @@ def main() -> None:
                    checkpoint_dir=args.checkpoints, live_dir=args.live, forbidden_texts=forbidden)
     s, t = result.summary, result.timing
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
-        print(f"train: {s['steps']} steps x {s['world_size']} rank(s), {s['pairs_seen']} pairs "
+        print(f"train: {s['steps']} steps x {s['world_size']} rank(s) ({s['precision']}), "
+              f"{s['pairs_seen']} pairs "
               f"({s['mono_batches']} mono / {s['cross_batches']} cross batches, "
               f"{s['fallback_batches']} fallbacks), loss {s['first_loss']:.4f} -> "
               f"{s['final_loss']:.4f}, {t['seconds_per_step']:.2f} s/step"

@@ -23,7 +23,8 @@ from hybrid_retrieval.encoder import encode_texts, load_encoder
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.schemas import SHARD
 from hybrid_retrieval.shards import pair_kind, write_shards
-from hybrid_retrieval.training import TrainConfig, linear_warmup_decay, train
+from hybrid_retrieval.training import (TrainConfig, linear_warmup_decay, resolve_precision,
+                                       train)
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["capital", "France", "Paris", "city", "largest", "Debian", "package", "install",
@@ -166,6 +167,9 @@ def test_bf16_autocast_on_cpu(tiny_encoder_dir, shard_dir, tmp_path):
     result = train(config, [shard_dir], tiny_encoder_dir, None)
     assert np.isfinite(result.summary["final_loss"])
     assert result.summary["trainable_parameters"] == result.summary["parameters"]
+    assert result.summary["precision"] == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
 
 
 def test_leakage_guard_stops_the_stage(tiny_encoder_dir, shard_dir, tmp_path):
