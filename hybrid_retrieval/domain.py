@@ -1,4 +1,4 @@
-"""Debian Reference -> pseudo query/passage pairs for domain adaptation (monolingual and cross-lingual).
+"""Debian Reference -> pseudo query/passage pairs for domain adaptation (mono- and cross-lingual).
 
 Pipeline (:func:`build_domain_pairs`), per language of ``params.yaml: domain.languages``:
 
@@ -206,7 +206,7 @@ class Chapter:
 
 def read_chapters(lang: str, mirror: str | os.PathLike, download_dir: str | os.PathLike
                   ) -> dict[str, Chapter]:
-    """Every chapter of ``lang`` (``doc`` -> :class:`Chapter`), verified through ``sources.locate``."""
+    """Every chapter of ``lang`` (``doc`` -> :class:`Chapter`), checksum-verified (``locate``)."""
     files = chapter_files(lang)
     if not files:
         raise PipelineError(f"debian/reference/{debian_language_dir(lang)}/: the Debian "
@@ -647,7 +647,7 @@ class FaqLeakageGuard:
 
     def leaking_rows(self, table: pa.Table, columns: Sequence[str] = ("query", "passage")
                      ) -> list[str | None]:
-        """Per row of ``table``: ``"<column>:<reason>"`` of its first leaking column, or ``None``."""
+        """Per row: ``"<column>:<reason>"`` of its first leaking column, or ``None``."""
         result: list[str | None] = [None] * len(table)
         for column in columns:
             for row, reason in enumerate(self.leak_reasons(table.column(column).to_pylist())):
@@ -683,7 +683,8 @@ def language_pairs(config: DomainConfig) -> list[tuple[str, str]]:
     return groups
 
 
-def cap_per_group(config: DomainConfig, groups: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def cap_per_group(config: DomainConfig, groups: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], int]:
     """Most pairs each group may keep: ``max_mono_pairs_per_language`` for a monolingual group;
     ``max_cross_pairs_per_language`` split evenly over the passage languages of a query
     language for a cross-lingual one."""
@@ -694,7 +695,7 @@ def cap_per_group(config: DomainConfig, groups: Sequence[tuple[str, str]]) -> di
 
 def _views(config: DomainConfig, mirror: str | os.PathLike, download_dir: str | os.PathLike,
            stats: dict[str, Any]) -> dict[str, dict[str, LanguageView]]:
-    """Read every language and return ``lang -> doc -> LanguageView`` (with de-duplicated blocks)."""
+    """Read every language: ``lang -> doc -> LanguageView``, blocks de-duplicated per language."""
     english = read_chapters("en", mirror, download_dir)
     english_blocks = {doc: make_blocks(doc, ch.paragraphs, config.block_max_words)
                       for doc, ch in english.items()}
@@ -743,7 +744,8 @@ def _views(config: DomainConfig, mirror: str | os.PathLike, download_dir: str | 
     return views
 
 
-def _group_pairs(query_lang: str, passage_lang: str, views: Mapping[str, Mapping[str, LanguageView]],
+def _group_pairs(query_lang: str, passage_lang: str,
+                 views: Mapping[str, Mapping[str, LanguageView]],
                  limits: PairLimits, counts: Counter) -> list[PairDraft]:
     """One group's pairs, in chapter and block order, before the group-level filters."""
     drafts: list[PairDraft] = []
@@ -874,7 +876,8 @@ def totals(table: pa.Table) -> dict[str, Any]:
     query_langs = table.column("query_lang").to_pylist()
     return {"rows": len(table), "kind": dict(sorted(Counter(kinds).items())),
             "method": dict(sorted(Counter(methods).items())),
-            "kind_method": {f"{k}:{m}": n for (k, m), n in sorted(Counter(zip(kinds, methods)).items())},
+            "kind_method": {f"{k}:{m}": n
+                            for (k, m), n in sorted(Counter(zip(kinds, methods)).items())},
             "mono_by_language": dict(sorted(Counter(q for q, k in zip(query_langs, kinds)
                                                     if k == MONO).items())),
             "cross_by_query_language": dict(sorted(Counter(q for q, k in zip(query_langs, kinds)
@@ -887,8 +890,8 @@ def domain_shard_table(pairs: pa.Table) -> pa.Table:
 
     Raises :class:`PipelineError` if an id repeats within a (query_lang, passage_lang) group.
     """
-    keys = list(zip(pairs.column("query_lang").to_pylist(), pairs.column("passage_lang").to_pylist(),
-                    pairs.column("id").to_pylist()))
+    keys = list(zip(pairs.column("query_lang").to_pylist(),
+                    pairs.column("passage_lang").to_pylist(), pairs.column("id").to_pylist()))
     repeated = [key for key, n in Counter(keys).items() if n > 1]
     if repeated:
         raise PipelineError(f"domain pairs: column 'id' repeats within a language pair "

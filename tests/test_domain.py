@@ -35,8 +35,8 @@ LIMITS = PairLimits(ict_query_words=(3, 40), heading_query_words=(1, 20),
 EN_PT = DomainConfig(languages=("en", "pt"))
 
 
-def _view(lang: str, texts: dict[int, str], blocks: list[Block], titles: dict[str, str] | None = None,
-          aligned: bool = True) -> LanguageView:
+def _view(lang: str, texts: dict[int, str], blocks: list[Block],
+          titles: dict[str, str] | None = None, aligned: bool = True) -> LanguageView:
     view = LanguageView(lang, "ch99", aligned, blocks, dict(texts), dict(titles or {}))
     view.kept_blocks = {b.number for b in blocks}
     return view
@@ -70,7 +70,8 @@ def test_real_chapter_paragraphs_are_clean_text() -> None:
 
 @needs_mirror
 def test_real_chapter_headings_without_numbers() -> None:
-    english, portuguese = chapter_headings(_chapter_html("en")), chapter_headings(_chapter_html("pt"))
+    english = chapter_headings(_chapter_html("en"))
+    portuguese = chapter_headings(_chapter_html("pt"))
     assert len(english) == len(portuguese) == 67
     assert english[1] == domain.Heading("_package_configuration", 2, "2.1.1",
                                         "Package configuration")
@@ -87,7 +88,8 @@ def test_blocks_pack_paragraphs_within_sections() -> None:
     paragraphs = [Paragraph(0, "a", words(30)), Paragraph(1, "a", words(30)),
                   Paragraph(2, "a", "Table 1.1. Caption", "caption"), Paragraph(3, "a", words(10)),
                   Paragraph(4, "b", words(80), "list"), Paragraph(5, "b", ""),
-                  Paragraph(6, "b", words(5), "admonition"), Paragraph(7, "b", "[1] note", "footnote")]
+                  Paragraph(6, "b", words(5), "admonition"),
+                  Paragraph(7, "b", "[1] note", "footnote")]
     blocks = domain.make_blocks("ch99", paragraphs, max_words=60)
     assert [(b.section, b.indices, b.first_of_section) for b in blocks] == [
         ("a", (0, 1), True), ("a", (3,), False), ("b", (4,), True), ("b", (6,), False)]
@@ -115,7 +117,8 @@ def test_ict_pair_is_a_sentence_and_the_rest_deterministic_with_seed() -> None:
               for seed in range(12)}
     assert len(chosen) > 1  # the seed, not the position, picks the sentence
 
-    kept, _ = domain.ict_pair(block, view, view, dataclasses.replace(LIMITS, ict_keep_query_prob=1.0))
+    always_keep = dataclasses.replace(LIMITS, ict_keep_query_prob=1.0)
+    kept, _ = domain.ict_pair(block, view, view, always_keep)
     assert kept.query_kept and kept.passage == PARAGRAPH
 
 
@@ -244,7 +247,8 @@ def test_assert_clean_fires_on_a_planted_row() -> None:
     guard.assert_clean(clean, what="pairs")
     planted = pa.Table.from_pylist([{**row, "query": "How do I list packages?",
                                      "passage": "Intro. " + FAQ_PASSAGE}], schema=DOMAIN_PAIRS)
-    with pytest.raises(PipelineError, match=r"pairs: 1 rows contain Debian FAQ-R .*passage:contains_faq"):
+    with pytest.raises(PipelineError,
+                       match=r"pairs: 1 rows contain Debian FAQ-R .*passage:contains_faq"):
         guard.assert_clean(planted, what="pairs")
 
 
@@ -282,8 +286,8 @@ def test_build_groups_ids_and_filters(en_pt_pairs: tuple[pa.Table, dict]) -> Non
     groups = Counter(zip(table.column("query_lang").to_pylist(),
                          table.column("passage_lang").to_pylist()))
     assert set(groups) == {("en", "en"), ("pt", "pt"), ("en", "pt"), ("pt", "en")}
-    keys = list(zip(table.column("query_lang").to_pylist(), table.column("passage_lang").to_pylist(),
-                    table.column("id").to_pylist()))
+    keys = list(zip(table.column("query_lang").to_pylist(),
+                    table.column("passage_lang").to_pylist(), table.column("id").to_pylist()))
     assert len(set(keys)) == len(keys)  # ids unique within a language pair
     ids = {lang_pair: {i for q, p, i in keys if (q, p) == lang_pair} for lang_pair in groups}
     assert ids[("en", "en")] & ids[("en", "pt")]  # one source pair in several language pairs
@@ -335,9 +339,10 @@ def _params(**overrides: object) -> dict:
 def test_params_are_validated() -> None:
     config = domain.read_domain_config(_params(languages=["en", "zh-cn"]))
     assert config.languages == ("en", "zh") and config.ict_query_words == (5.0, 40.0)
+    allowed = r"\['en', 'de', 'es', 'fr', 'id', 'it', 'ja', 'pt', 'zh'\]"
     with pytest.raises(PipelineError, match=r"'domain\.languages' is \['en', 'ko'\] \(unknown "
                                             r"\['ko'\]\), expected distinct values from "
-                                            r"\['en', 'de', 'es', 'fr', 'id', 'it', 'ja', 'pt', 'zh'\]"):
+                                            + allowed):
         domain.read_domain_config(_params(languages=["en", "ko"]))
     with pytest.raises(PipelineError, match="domain.languages"):
         domain.read_domain_config(_params(languages=["en", "en"]))
