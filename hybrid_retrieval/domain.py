@@ -139,9 +139,14 @@ def read_domain_config(params: Mapping[str, Any]) -> DomainConfig:
     if scope not in CROSS_SCOPES:
         raise PipelineError(f"params.yaml: 'domain.cross_lingual_scope' is {scope!r}, expected "
                             f"one of {list(CROSS_SCOPES)}")
+    cross_lingual = require(cfg, "cross_lingual", bool, where="domain")
+    if cross_lingual and scope == "english" and "en" not in langs:
+        raise PipelineError(f"params.yaml: 'domain.cross_lingual_scope' is 'english' (en<->X "
+                            f"pairs) but 'domain.languages' {raw_langs!r} lacks 'en', expected "
+                            f"'en' among them or scope 'all'")
     return DomainConfig(
         languages=tuple(langs),
-        cross_lingual=require(cfg, "cross_lingual", bool, where="domain"),
+        cross_lingual=cross_lingual,
         cross_lingual_scope=scope,
         seed=require(cfg, "seed", int, where="domain"),
         block_max_words=float(require(cfg, "block_max_words", (int, float), where="domain",

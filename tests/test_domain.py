@@ -348,6 +348,8 @@ def test_params_are_validated() -> None:
         domain.read_domain_config(_params(languages=["en", "en"]))
     with pytest.raises(PipelineError, match=r"domain\.cross_lingual_scope.*\['english', 'all'\]"):
         domain.read_domain_config(_params(cross_lingual_scope="pivot"))
+    with pytest.raises(PipelineError, match=r"lacks 'en'"):
+        domain.read_domain_config(_params(languages=["de", "pt"], cross_lingual_scope="english"))
     with pytest.raises(PipelineError, match=r"domain\.passage_words"):
         domain.read_domain_config(_params(passage_words=[50, 10]))
     with pytest.raises(PipelineError, match=r"domain\.cross_lingual' is 'yes'"):
