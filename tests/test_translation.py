@@ -437,5 +437,7 @@ def test_bergamot_engine_translates_real_sentences(tmp_path) -> None:
     assert "Não" in first[3]  # the raw engine, not the package's post-processing
     back = tr.load_engine(tmp_path / "nmt", "pt", "en", OPTIONS).translate(first[:2])
     assert all(back) and "book" in back[1].lower()
-    with pytest.raises(PipelineError, match="bergamot"):
+    with pytest.raises(PipelineError, match="ships only en->pt, pt->en; en->de"):
         tr.BergamotEngine("en", "de")
+    with pytest.raises(PipelineError, match="translate.engine: ctranslate2"):
+        tr.convert_models(tr.ConversionSpec("bergamot", ("pt", "de"), "-"), tmp_path / "x")
