@@ -356,9 +356,19 @@ def _clean(value: Any) -> float | int | None:
     return None if math.isnan(value) else round(value, 6)
 
 
+#: Every per-language record has all of these (null where a setting does not report one):
+#: ``dvc plots`` renders a list of records only when they share their keys.
+RECORD_METRICS = ("map", f"recall@{PAIR_RECALL_K}", f"map@{MULTI_MAP_K}",
+                  f"recall@{MULTI_RECALL_K}", "rank_distance", "n_queries")
+
+
 def _record(dataset: str, setting: str, lang: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"dataset": dataset, "setting": setting, "lang": lang,
-            "key": f"{dataset}/{setting}/{lang}", **{k: _clean(v) for k, v in metrics.items()}}
+    """One per-language record; ``key`` (dataset/setting/lang) names its bar in the plot."""
+    record = {"dataset": dataset, "setting": setting, "lang": lang,
+              "key": f"{dataset}/{setting}/{lang}"}
+    record.update({name: _clean(metrics[name]) if name in metrics else None
+                   for name in RECORD_METRICS})
+    return record
 
 
 @dataclass
