@@ -6,7 +6,7 @@ vocabulary) with random weights; nothing is downloaded. Every engine decodes gre
 random source sentences, and the output length is fixed (min = max decoding length), so all
 engines generate exactly the same number of tokens whatever the weights. Each measurement runs
 in its own process (peak RSS is that process's), engines alternate within each repeat, and the
-median over repeats is reported. Bergamot is timed on real English sentences (XQuAD-R).
+median over repeats is reported (each after an untimed warm-up call). Bergamot is timed on real English sentences (XQuAD-R).
 
     python benchmarks/bench_translation.py --repeats 3 --out bench.json
 """
@@ -91,6 +91,7 @@ def run_engine(engine: str, folder: Path, args: argparse.Namespace) -> dict:
         translator = ctranslate2.Translator(str(folder / "ct2"), compute_type="int8",
                                             inter_threads=1, intra_threads=args.threads)
         tokens = [[f"▁w{i}" if i > 1 else "</s>" for i in row] for row in sources]
+        translator.translate_batch(tokens[:2], beam_size=1, max_decoding_length=4)  # warm-up
         start = time.perf_counter()
         results = translator.translate_batch(
             tokens, max_batch_size=args.batch_size, beam_size=1,
@@ -106,6 +107,10 @@ def run_engine(engine: str, folder: Path, args: argparse.Namespace) -> dict:
         if engine == "hf-dynamic-int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
                                                            dtype=torch.qint8)
+        with torch.inference_mode():  # warm-up
+            warm = torch.tensor(sources[:2])
+            model.generate(input_ids=warm, attention_mask=torch.ones_like(warm), num_beams=1,
+                           do_sample=False, max_new_tokens=4)
         generated, start = 0, time.perf_counter()
         with torch.inference_mode():
             for offset in range(0, len(sources), args.batch_size):
