@@ -223,7 +223,8 @@ def load_training_rows(shard_dirs: Sequence[str | os.PathLike],
 
 
 def run_fingerprint(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
-                    base_encoder: str | os.PathLike, world_size: int, precision: str) -> str:
+                    base_encoder: str | os.PathLike, world_size: int, precision: str,
+                    source_ratios: Mapping[str, float] | None = None) -> str:
     """SHA-256 of what decides the result: config, shard checksums, base encoder files, ranks,
     the precision actually used (``auto`` may resolve differently on another machine).
 
@@ -232,6 +233,7 @@ def run_fingerprint(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike]
     digest = hashlib.sha256()
     digest.update(json.dumps(config.results_key(), sort_keys=True).encode())
     digest.update(f"world_size={world_size} precision={precision}".encode())
+    digest.update(json.dumps(dict(source_ratios or {}), sort_keys=True).encode())
     for shard_dir in shard_dirs:
         digest.update((Path(shard_dir) / MANIFEST).read_bytes())
     for path in sorted(Path(base_encoder).rglob("*")):
@@ -405,7 +407,8 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
           base_encoder: str | os.PathLike, out_dir: str | os.PathLike | None, *,
           checkpoint_dir: str | os.PathLike | None = None,
           live_dir: str | os.PathLike | None = None,
-          forbidden_texts: Iterable[str] = ()) -> TrainResult:
+          forbidden_texts: Iterable[str] = (),
+          source_ratios: Mapping[str, float] | None = None) -> TrainResult:
     """Fine-tune ``base_encoder`` on ``shard_dirs``; write the encoder folder ``out_dir``.
 
     Args:
@@ -417,6 +420,8 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
         checkpoint_dir: where checkpoints go and are resumed from (``None``: no checkpoints).
         live_dir: dvclive folder for the loss, learning-rate and batch-count curves.
         forbidden_texts: texts no training query or passage may equal (leakage guard).
+        source_ratios: probability of each shard ``source`` per batch (e.g. ``{"domain": 0.2,
+            "qa": 0.8}``); may be omitted when the shards hold one source.
 
     Returns:
         The trained model (unwrapped from DDP) and a summary (steps, final loss, batch
@@ -430,7 +435,8 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
         return _train(config, shard_dirs, Path(base_encoder),
                       None if out_dir is None else Path(out_dir),
                       None if checkpoint_dir is None else Path(checkpoint_dir),
-                      None if live_dir is None else Path(live_dir), forbidden_texts)
+                      None if live_dir is None else Path(live_dir), forbidden_texts,
+                      source_ratios)
     finally:
         torch.set_num_threads(previous_threads)
         if owns_process_group and dist.is_initialized():
@@ -439,16 +445,18 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
 
 def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_encoder: Path,
            out_dir: Path | None, checkpoint_dir: Path | None, live_dir: Path | None,
-           forbidden_texts: Iterable[str]) -> TrainResult:
+           forbidden_texts: Iterable[str],
+           source_ratios: Mapping[str, float] | None) -> TrainResult:
     ddp, device = _start_distributed(resolve_device(config.device))
     table = load_training_rows(shard_dirs, forbidden_texts)
     sampler = HybridBatchSampler.from_table(
         table, batch_size=config.batch_size, mix_ratio=config.mix_ratio,
-        language_sampling=config.language_sampling, seed=config.seed, rank=ddp.rank,
-        world_size=ddp.world_size)
+        language_sampling=config.language_sampling, source_ratios=source_ratios, seed=config.seed,
+        rank=ddp.rank, world_size=ddp.world_size)
     queries, passages = table.column("query").to_pylist(), table.column("passage").to_pylist()
     precision = resolve_precision(config.precision, device)
-    fingerprint = run_fingerprint(config, shard_dirs, base_encoder, ddp.world_size, precision)
+    fingerprint = run_fingerprint(config, shard_dirs, base_encoder, ddp.world_size, precision,
+                                  sampler.source_ratios)
 
     random.seed(config.seed + ddp.rank)
     np.random.seed(config.seed + ddp.rank)
@@ -519,8 +527,10 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
         learning_rate = scheduler.get_last_lr()[0]
         scheduler.step()
         step += 1
-        if ddp.enabled:
-            dist.all_reduce(totals)  # gloo and nccl both sum float64 on CPU / GPU
+        if ddp.enabled:  # nccl reduces device tensors only
+            reduced = totals.to(device)
+            dist.all_reduce(reduced)
+            totals = reduced.cpu()
         loss_value = totals[0].item() / ddp.world_size
         for i, name in enumerate(("mono", "cross", "fallback"), start=1):
             counts[name] += totals[i].item()

@@ -172,6 +172,19 @@ def test_bf16_autocast_on_cpu(tiny_encoder_dir, shard_dir, tmp_path):
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
 
 
+def test_second_source_is_one_more_shard_folder(tiny_encoder_dir, shard_dir, tmp_path):
+    domain = shard_rows(n_pairs=24)
+    domain = domain.set_column(domain.schema.get_field_index("source"), "source",
+                               pa.array(["domain"] * len(domain)))
+    write_shards(domain, tmp_path / "domain", rows_per_shard=100)
+    config = TrainConfig.from_params(params(steps=2))
+    with pytest.raises(PipelineError, match="source_ratios"):
+        train(config, [shard_dir, tmp_path / "domain"], tiny_encoder_dir, None)
+    result = train(config, [shard_dir, tmp_path / "domain"], tiny_encoder_dir, None,
+                   source_ratios={"domain": 0.5, "qa": 0.5})
+    assert result.summary["mono_batches"] + result.summary["cross_batches"] == 2
+
+
 def test_leakage_guard_stops_the_stage(tiny_encoder_dir, shard_dir, tmp_path):
     forbidden = tmp_path / "questions.parquet"
     leaked = shard_rows()["query"][5].as_py()
