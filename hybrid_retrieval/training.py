@@ -4,8 +4,9 @@
 (``data/shards/parallel``, ...) and writes a Hugging Face folder that ``load_encoder`` and
 ``SentenceTransformer`` both load. Every step draws ``grad_accum_steps`` hybrid batches
 (:class:`HybridBatchSampler`), embeds ``query_prefix + query`` and ``passage_prefix + passage``
-in one padded forward pass (mean pooling, :func:`encoder.embed`), and minimises InfoNCE with
-in-batch negatives.
+(each side padded to its own longest text; mean pooling, :func:`encoder.embed`) and minimises
+InfoNCE with in-batch negatives. ``precision: auto`` trains under bf16 autocast where the
+hardware computes bf16 natively (on this project's AVX512-BF16 CPU: 2.8 instead of 7.2 s/step).
 
 Run it as one process, or under ``torchrun --nproc_per_node N`` (DistributedDataParallel: gloo on
 CPU, nccl on GPU; each rank draws its own hybrid batches, gradients are averaged).
@@ -288,7 +289,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):  # a private helper: absent in some builds
+        return "fp32"
 
 
 def tokenize(tokenizer, texts: Sequence[str], prefix: str, max_length: int,
