@@ -16,8 +16,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--squad", default="data/squad/train.parquet")
-    parser.add_argument("--translated", default="data/translated",
-                        help="folder of <lang>.parquet translations (every file is used)")
+    parser.add_argument("--translated", nargs="*", default=["data/translated"],
+                        help="<lang>.parquet translation files, or folders whose *.parquet files "
+                             "are all used (default: data/translated)")
     parser.add_argument("--out", default="data/shards/parallel")
     args = parser.parse_args()
 
@@ -26,11 +27,19 @@ def main() -> None:
     row_group_size = require(cfg, "row_group_size", int, where="shards", low=1)
     include_title = require(cfg, "include_title", bool, where="shards")
 
-    translated_dir = Path(args.translated)
-    if not translated_dir.is_dir():
-        raise PipelineError(f"{translated_dir}: translations folder not found (stage translate)")
-    translated = {path.stem: read_parquet(path, schema=TRANSLATED)
-                  for path in sorted(translated_dir.glob("*.parquet"))}
+    paths: list[Path] = []
+    for item in map(Path, args.translated):
+        if item.is_dir():
+            paths += sorted(item.glob("*.parquet"))
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise PipelineError(f"{item}: translation file or folder not found (stage translate)")
+    translated = {}
+    for path in paths:
+        if path.stem in translated:
+            raise PipelineError(f"{path}: a second translation into '{path.stem}'")
+        translated[path.stem] = read_parquet(path, schema=TRANSLATED)
     squad = read_parquet(args.squad, schema=SQUAD_TRAIN)
     table, stats = build_parallel_pairs(squad, translated, include_title=include_title,
                                         squad_name=args.squad)

@@ -176,6 +176,12 @@ def test_build_shards_stage(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "15 rows" in done.stdout and "en-pt 3" in done.stdout
     assert len(read_shards(out)) == 15
+    by_file = subprocess.run(cmd[:-4] + ["--translated", str(translated / "pt.parquet"),
+                                         "--out", str(tmp_path / "by_file")],
+                             capture_output=True, text=True, check=False)
+    assert by_file.returncode == 0, by_file.stderr
+    assert (tmp_path / "by_file/part-00000.parquet").read_bytes() == \
+        (out / "part-00000.parquet").read_bytes()
     params.write_text("shards:\n  rows_per_shard: 0\n  row_group_size: 2\n  include_title: false\n")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "shards.rows_per_shard" in done.stderr
