@@ -184,20 +184,22 @@ def evaluate_dataset(data: EvalDataset, question_emb: np.ndarray, candidate_emb:
     q_lang = np.array([lang_id[x] for x in data.question_lang])
     c_lang = np.array([lang_id[x] for x in data.candidate_lang])
 
-    # Score each distinct candidate text once; expand to all candidates by index.
+    # Score each distinct candidate text once and expand to all candidates by index, with the
+    # score columns grouped by language so each language pool is a slice (a view, no copy).
     distinct: dict[str, int] = {}
     text_row = np.array([distinct.setdefault(t, i) for i, t in enumerate(data.candidate_text)])
     unique_rows = np.array(sorted(set(text_row.tolist())))
-    unique_pos = np.searchsorted(unique_rows, text_row)
     unique_emb = np.ascontiguousarray(candidate_emb[unique_rows], dtype=np.float32)
+    by_lang = np.argsort(c_lang, kind="stable")                  # score column -> candidate
+    score_source = np.searchsorted(unique_rows, text_row)[by_lang]
+    column = np.empty(n_c, dtype=np.int64)                        # candidate -> score column
+    column[by_lang] = np.arange(n_c)
+    bounds = np.searchsorted(c_lang[by_lang], np.arange(len(langs) + 1))
+    pools = [slice(int(bounds[j]), int(bounds[j + 1])) for j in range(len(langs))]
 
-    # Gold columns: global (multi pool) and local to each language pool.
+    # Gold columns: in the whole score row (multi pool) and within each language's slice.
     cid_pos = {cid: i for i, cid in enumerate(data.cid)}
-    pool_cols = [np.flatnonzero(c_lang == j) for j in range(len(langs))]
-    local_pos = np.empty(n_c, dtype=np.int64)
-    for cols in pool_cols:
-        local_pos[cols] = np.arange(len(cols))
-    gold_global = [np.array([cid_pos[g] for g in golds], dtype=np.int64)
+    gold_global = [column[[cid_pos[g] for g in golds]] if golds else np.zeros(0, np.int64)
                    for golds in data.gold_cids]
     by_group_lang = {(g, lang): i for i, (g, lang) in enumerate(zip(data.group_id, q_lang))}
     parallel = np.full((n_q, len(langs)), -1, dtype=np.int64)    # question of the group in Y
@@ -206,7 +208,7 @@ def evaluate_dataset(data: EvalDataset, question_emb: np.ndarray, candidate_emb:
             parallel[i, j] = by_group_lang.get((g, j), -1)
     multi_golds = pad_gold_lists([
         np.concatenate([gold_global[p] for p in parallel[i] if p >= 0]) for i in range(n_q)])
-    pair_golds = [pad_gold_lists([local_pos[gold_global[p]] if p >= 0 else []
+    pair_golds = [pad_gold_lists([gold_global[p] - bounds[j] if p >= 0 else []
                                   for p in parallel[:, j]]) for j in range(len(langs))]
 
     pair_ap = np.full((n_q, len(langs)), np.nan)
@@ -217,14 +219,15 @@ def evaluate_dataset(data: EvalDataset, question_emb: np.ndarray, candidate_emb:
               leave=False) as bar:
         for lo in range(0, n_q, query_chunk):
             hi = min(n_q, lo + query_chunk)
-            scores = (queries[lo:hi] @ unique_emb.T)[:, unique_pos]      # (chunk, candidates)
+            # (chunk, candidates), row-major: the rank counting runs along rows
+            scores = np.take(queries[lo:hi] @ unique_emb.T, score_source, axis=1)
             ranks = gold_ranks(scores, multi_golds[lo:hi])
             multi["ap"][lo:hi] = average_precision(ranks)
             multi["ap_k"][lo:hi] = average_precision_at_k(ranks, MULTI_MAP_K)
             multi["recall"][lo:hi] = recall_at_k(ranks, MULTI_RECALL_K)
             multi["distance"][lo:hi] = rank_distance(ranks)
-            for j, cols in enumerate(pool_cols):
-                ranks = gold_ranks(scores[:, cols], pair_golds[j][lo:hi])
+            for j, pool in enumerate(pools):
+                ranks = gold_ranks(scores[:, pool], pair_golds[j][lo:hi])
                 pair_ap[lo:hi, j] = average_precision(ranks)
                 pair_recall[lo:hi, j] = recall_at_k(ranks, PAIR_RECALL_K)
             bar.update(hi - lo)

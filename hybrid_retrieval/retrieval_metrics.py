@@ -85,6 +85,8 @@ def gold_ranks(scores: np.ndarray, gold_index: np.ndarray, *,
     for start in range(0, n, rows_per_chunk):
         stop = min(n, start + rows_per_chunk)
         s = scores[start:stop]
+        if s.strides[-1] != s.itemsize:   # e.g. column-major: 10x slower to compare row-wise
+            s = np.ascontiguousarray(s)
         idx = gold_index[start:stop]
         ok = valid[start:stop]
         g = np.take_along_axis(s, np.where(ok, idx, 0), axis=1)          # (c, G) gold scores

@@ -125,6 +125,22 @@ def test_missing_parallel_question_is_skipped_in_cross_and_multi() -> None:
     assert s["multi"]["map_micro"] == pytest.approx(32 / 33, abs=1e-6)
 
 
+def test_results_do_not_depend_on_row_order() -> None:
+    data, q, c = synthetic(0.5, duplicate_en_gold=True, drop=(3, "fr"))
+    expected = evaluate_dataset(data, q, c)
+    rng = np.random.default_rng(0)
+    qp, cp = rng.permutation(len(data.qid)), rng.permutation(len(data.cid))
+    take = lambda values, order: [values[i] for i in order]
+    shuffled = EvalDataset(
+        data.name, take(data.qid, qp), take(data.group_id, qp), take(data.question_lang, qp),
+        take(data.question_text, qp), take(data.gold_cids, qp), take(data.cid, cp),
+        take(data.candidate_lang, cp), take(data.candidate_text, cp))
+    result = evaluate_dataset(shuffled, q[qp], c[cp], query_chunk=4)
+    assert result.summary == expected.summary
+    assert result.per_language == expected.per_language
+    assert result.cross_matrix == expected.cross_matrix
+
+
 def test_per_query_table_reproduces_the_macro_averages() -> None:
     data, q, c = synthetic(0.5, duplicate_en_gold=True, drop=(3, "fr"))
     result = evaluate_dataset(data, q, c)
