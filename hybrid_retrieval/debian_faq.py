@@ -215,8 +215,12 @@ def faq_sections(html: bytes | str, lang: str, *, chapter: str | None = None,
     Pages without ``<h2>`` sections (the table of contents) give an empty list; a section
     without an anchor or an answer raises :class:`PipelineError`.
     """
-    if isinstance(html, str):
-        html = html.encode("utf-8")  # lxml refuses text that carries an encoding declaration
+    if isinstance(html, str):  # lxml refuses text that carries an encoding declaration
+        html = html.encode("utf-8", errors="replace")
+    if html.strip() and not re.search(rb"</html>\s*$", html[-512:], re.IGNORECASE):
+        # lxml parses a cut-off page without complaint: the rest would silently be missing.
+        raise PipelineError(f"{source}: truncated HTML (no closing </html> tag at the end), "
+                            f"expected a complete page")
     try:
         root = lxml.html.fromstring(html)
     except (lxml.etree.ParserError, ValueError) as exc:

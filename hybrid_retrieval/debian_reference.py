@@ -121,9 +121,16 @@ def _paragraph_kind(element: lxml_html.HtmlElement) -> str:
     return "body"
 
 
+_HTML_END = re.compile(rb"</html>\s*$", re.IGNORECASE)
+
+
 def _parse_chapter(html: str | bytes) -> lxml_html.HtmlElement:
     if isinstance(html, str):
-        html = html.encode("utf-8")
+        html = html.encode("utf-8", errors="replace")
+    if html.strip() and not _HTML_END.search(html[-512:]):
+        # lxml parses a cut-off page without complaint: the rest would silently be missing.
+        raise PipelineError("Debian Reference chapter: truncated HTML (no closing </html> tag "
+                            "at the end), expected a complete page")
     try:
         return lxml_html.document_fromstring(html)
     except (ValueError, lxml_html.etree.ParserError) as exc:
@@ -200,8 +207,11 @@ def aligned_paragraphs(mirror: str | os.PathLike, download_dir: str | os.PathLik
     pairs: list[ParagraphPair] = []
     skipped: list[str] = []
     for doc in sorted(src_files.keys() & tgt_files.keys()):
-        src = chapter_paragraphs(locate(src_files[doc], mirror, download_dir).read_bytes())
-        tgt = chapter_paragraphs(locate(tgt_files[doc], mirror, download_dir).read_bytes())
+        try:
+            src = chapter_paragraphs(locate(src_files[doc], mirror, download_dir).read_bytes())
+            tgt = chapter_paragraphs(locate(tgt_files[doc], mirror, download_dir).read_bytes())
+        except PipelineError as exc:
+            raise PipelineError(f"{src_files[doc]} / {tgt_files[doc]}: {exc}") from None
         if len(src) != len(tgt):
             skipped.append(f"{doc} ({len(src)} vs {len(tgt)} paragraphs)")
             continue

@@ -8,6 +8,7 @@ intact (or nothing), never a half-written file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -18,9 +19,37 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import PipelineError
+from .errors import PipelineError, one_line
 
 SCHEMA_VERSION_KEY = b"hybrid_retrieval.schema_version"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary folders that killed writers of ``path`` left beside it.
+
+    :func:`atomic_path` names its temporary folder ``.<name>.<pid>.<random>.tmp``; a process
+    killed with SIGKILL cannot remove it, so the next writer of the same path does, when the
+    process that made it is gone. Returns the folders removed.
+    """
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = stale.name[len(path.name) + 2:].split(".", 1)[0]
+        if stale.is_dir() and pid.isdigit() and int(pid) != os.getpid() \
+                and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 @contextlib.contextmanager
@@ -28,11 +57,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     Works for files and folders: the caller creates whatever it wants at the yielded path.
-    On an exception the temporary path is removed and ``path`` is left untouched.
+    On an exception the temporary path is removed and ``path`` is left untouched. A process
+    killed in the block (SIGKILL) leaves ``path`` untouched too, or, in the instant between
+    the two renames that replace a folder, absent; never half-written. Its temporary folder
+    is removed by the next writer of ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=path.parent))
     tmp_target = tmp / path.name
     try:
         yield tmp_target
@@ -90,20 +124,25 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, *, schema: pa.Schema
                        row_group_size=row_group_size)
 
 
-def read_parquet(path: str | os.PathLike, *, schema: pa.Schema | None = None) -> pa.Table:
+def read_parquet(path: str | os.PathLike, *, schema: pa.Schema | None = None,
+                 nonempty: bool = False) -> pa.Table:
     """Read a Parquet file; with ``schema``, check that its columns and types match.
 
-    Unreadable, truncated or mismatching files raise :class:`PipelineError` naming the file.
+    Unreadable, truncated or mismatching files raise :class:`PipelineError` naming the file;
+    so does a file without rows when ``nonempty`` is set.
     """
     path = Path(path)
-    if not path.exists():
-        raise PipelineError(f"{path}: file not found")
+    if not path.is_file():
+        raise PipelineError(f"{path}: file not found" if not path.exists() else
+                            f"{path}: is a folder, expected a Parquet file")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise PipelineError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise PipelineError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     if schema is not None:
         table = conform(table, schema, what=str(path))
+    if nonempty and table.num_rows == 0:
+        raise PipelineError(f"{path}: no rows, expected at least one")
     return table
 
 

@@ -147,9 +147,10 @@ class HybridBatchSampler(Sampler[list[int]]):
             log.warning("groups too small for batch_size %d x world_size %d, left out: %s",
                         batch_size, world_size, self.unusable_groups)
         if not self.groups:
-            raise PipelineError(f"no group of training rows can fill a batch of batch_size "
-                                f"{batch_size} on each of {world_size} ranks "
-                                f"(groups: {sorted(groups)})")
+            raise PipelineError(f"batch_size (params.yaml: 'train.batch_size') is {batch_size}, "
+                                f"but no group of training rows (source, query language, "
+                                f"passage language) can fill a batch of that size on each of "
+                                f"{world_size} ranks (groups: {sorted(groups)})")
 
         sources = sorted({key[0] for key in self.groups})
         self.source_ratios = self._check_source_ratios(source_ratios, sources,

@@ -16,7 +16,7 @@ import pyarrow as pa
 from .errors import PipelineError
 from .io import read_json
 from .schemas import SQUAD_TRAIN
-from .text import sentence_index, sentence_spans
+from .text import normalize_text, sentence_index, sentence_spans
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +88,32 @@ def titles(path: str | Path) -> set[str]:
     path = Path(path)
     return {_field(a, "title", str, path, f"data[{i}]")
             for i, a in enumerate(_field(read_json(path), "data", list, path, "$"))}
+
+
+def _articles(path: Path) -> tuple[set[str], set[str]]:
+    """Titles and normalised paragraph contexts of a SQuAD file."""
+    names, contexts = set(), set()
+    for a, article in enumerate(_field(read_json(path), "data", list, path, "$")):
+        names.add(_field(article, "title", str, path, f"data[{a}]"))
+        for p, paragraph in enumerate(_field(article, "paragraphs", list, path, f"data[{a}]")):
+            context = _field(paragraph, "context", str, path, f"data[{a}].paragraphs[{p}]")
+            contexts.add(normalize_text(context))
+    contexts.discard("")
+    return names, contexts
+
+
+def assert_disjoint(train_path: str | Path, dev_path: str | Path) -> None:
+    """Fail if the train file shares an article with the dev file (XQuAD, an evaluation set, is
+    built from SQuAD *dev*): no title in common, and no paragraph in common (after Unicode and
+    whitespace normalisation), so that a renamed article is caught too."""
+    train_path, dev_path = Path(train_path), Path(dev_path)
+    train_titles, train_contexts = _articles(train_path)
+    dev_titles, dev_contexts = _articles(dev_path)
+    shared = sorted(train_titles & dev_titles)
+    if shared:
+        raise PipelineError(f"{train_path}: {len(shared)} articles also in SQuAD dev {dev_path} "
+                            f"(e.g. {shared[:3]}), expected none")
+    shared = sorted(train_contexts & dev_contexts)
+    if shared:
+        raise PipelineError(f"{train_path}: {len(shared)} paragraphs also in SQuAD dev "
+                            f"{dev_path} (e.g. {shared[0][:80]!r}), expected none")

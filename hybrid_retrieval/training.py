@@ -41,6 +41,7 @@ from .encoder import embed, load_encoder, max_input_tokens, resolve_device, sani
 from .errors import PipelineError
 from .io import atomic_path, write_json
 from .losses import InfoNCELoss
+from .resources import check_training_memory
 from .sampler import LANGUAGE_SAMPLING, HybridBatchSampler, check_probability
 from .shards import MANIFEST, assert_no_leakage, read_shards
 from .sources import sha256_file
@@ -218,7 +219,12 @@ def load_training_rows(shard_dirs: Sequence[str | os.PathLike],
     """All rows of the shard folders (manifests checked), after the leakage guard."""
     if not shard_dirs:
         raise PipelineError("no shard folder given (expected e.g. data/shards/parallel)")
-    table = pa.concat_tables([read_shards(d) for d in shard_dirs])
+    tables = [read_shards(d) for d in shard_dirs]
+    for shard_dir, part in zip(shard_dirs, tables):
+        if len(part) == 0:
+            raise PipelineError(f"{Path(shard_dir) / MANIFEST}: the shard folder holds no rows, "
+                                f"expected training pairs")
+    table = pa.concat_tables(tables)
     assert_no_leakage(table, forbidden_texts)
     return table
 
@@ -395,7 +401,7 @@ def _open_live(live_dir: Path, history: list[dict[str, float]]):
 
     # dvcyaml=False: the pipeline's own dvc.yaml declares the metrics and plots.
     live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False)
-    for row in history:  # after a resume, replay the steps logged before the kill
+    for row in history:  # every step, those before a resume included
         _log_row(live, row)
     return live
 
@@ -422,7 +428,8 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
         out_dir: where rank 0 writes the trained encoder (model, tokenizer, Sentence
             Transformers modules, ``training.json``), atomically; ``None`` to skip.
         checkpoint_dir: where checkpoints go and are resumed from (``None``: no checkpoints).
-        live_dir: dvclive folder for the loss, learning-rate and batch-count curves.
+        live_dir: dvclive folder for the loss, learning-rate and batch-count curves
+            (written atomically when training ends).
         forbidden_texts: texts no training query or passage may equal (leakage guard).
         source_ratios: probability of each shard ``source`` per batch (e.g. ``{"domain": 0.2,
             "qa": 0.8}``); may be omitted when the shards hold one source.
@@ -452,6 +459,10 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
            forbidden_texts: Iterable[str],
            source_ratios: Mapping[str, float] | None) -> TrainResult:
     ddp, device = _start_distributed(resolve_device(config.device))
+    # Before anything is loaded: a batch that cannot fit fails now, not at the first step.
+    check_training_memory(batch_size=config.batch_size, max_length=config.max_length,
+                          freeze_word_embeddings=config.freeze_word_embeddings,
+                          encoder=base_encoder, device=device)
     table = load_training_rows(shard_dirs, forbidden_texts)
     sampler = HybridBatchSampler.from_table(
         table, batch_size=config.batch_size, mix_ratio=config.mix_ratio,
@@ -493,7 +504,6 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
     if ddp.enabled:
         dual = torch.nn.parallel.DistributedDataParallel(
             dual, device_ids=[device.index] if device.type == "cuda" else None)
-    live = _open_live(live_dir, history) if live_dir is not None and ddp.is_main else None
     counts = {"mono": 0.0, "cross": 0.0, "fallback": 0.0}
     if history:
         counts = {k: history[-1][f"{k}_batches"] for k in counts}
@@ -542,8 +552,6 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
                "mono_batches": counts["mono"], "cross_batches": counts["cross"],
                "fallback_batches": counts["fallback"]}
         history.append(row)
-        if live is not None:
-            _log_row(live, row)
         timings.append(time.perf_counter() - started)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}")
@@ -584,11 +592,16 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
                              / float(np.median(timings))) if timings else None,
     }
     if ddp.is_main:
-        if live is not None:
-            live.summary.setdefault("train", {}).update(
-                {k: v for k, v in {**summary, **timing}.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool)})
-            live.end()
+        if live_dir is not None:
+            # The curves are written once, at the end, into a temporary folder renamed onto
+            # live_dir (as every stage output): a killed run leaves no half-written dvclive/.
+            # The history they come from is in every checkpoint, so a resumed run has it all.
+            with atomic_path(live_dir) as tmp:
+                live = _open_live(tmp.resolve(), history)
+                live.summary.setdefault("train", {}).update(
+                    {k: v for k, v in {**summary, **timing}.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                live.end()
         if out_dir is not None:
             save_encoder(model, tokenizer, out_dir, config, summary, fingerprint)
         if checkpoint_dir is not None:

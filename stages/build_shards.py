@@ -39,8 +39,8 @@ def main() -> None:
     for path in paths:
         if path.stem in translated:
             raise PipelineError(f"{path}: a second translation into '{path.stem}'")
-        translated[path.stem] = read_parquet(path, schema=TRANSLATED)
-    squad = read_parquet(args.squad, schema=SQUAD_TRAIN)
+        translated[path.stem] = read_parquet(path, schema=TRANSLATED, nonempty=True)
+    squad = read_parquet(args.squad, schema=SQUAD_TRAIN, nonempty=True)
     table, stats = build_parallel_pairs(squad, translated, include_title=include_title,
                                         squad_name=args.squad)
     manifest = write_shards(table, args.out, rows_per_shard, row_group_size=row_group_size)

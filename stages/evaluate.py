@@ -20,6 +20,7 @@ from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import (KNOWN_DATASETS, PER_QUERY, evaluate_encoder,
                                          load_eval_dataset)
 from hybrid_retrieval.io import write_json, write_parquet
+from hybrid_retrieval.resources import check_inference_memory
 from hybrid_retrieval.stage import load_params, require, run_stage, section
 
 log = logging.getLogger("evaluate")
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     device = resolve_device(settings["device"])
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
+    # Before anything is loaded: batches that cannot fit fail now, naming evaluate.batch_tokens.
+    check_inference_memory(batch_tokens=settings["batch_tokens"],
+                           max_length=settings["max_length"], encoder=args.encoder, device=device)
     # Read and check every dataset before the (slower) model load.
     datasets = [load_eval_dataset(args.eval_dir, name) for name in settings["datasets"]]
     model, tokenizer = load_encoder(args.encoder, device)

@@ -48,7 +48,8 @@ def main() -> None:
     params = load_params(args.params)
     config = TrainConfig.from_params(params)
     # P(domain batch): a top-level key so that `dvc exp run -S domain_ratio=0.2` works as written.
-    domain_ratio = check_probability(params.get("domain_ratio", 0.0), "domain_ratio")
+    domain_ratio = check_probability(params.get("domain_ratio", 0.0),
+                                     f"{args.params}: 'domain_ratio'")
     shard_dirs = args.shards or ["data/shards/parallel"]
     for shard_dir in shard_dirs:
         if not Path(shard_dir).is_dir():

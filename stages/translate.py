@@ -4,8 +4,9 @@ Translates the questions, answer sentences and titles of ``data/squad/train.parq
 English into ``--lang`` with the engine prepared by ``convert_nmt``. Distinct sentences are
 translated once, in length order; finished chunks go to ``--cache`` (per direction and
 model/decoding fingerprint), so a killed run resumes where it stopped. Translations are
-checked for the target script; counts and examples go to ``--stats``, and the stage fails
-when more than ``translate.max_bad_share`` of the questions/sentences fail the check.
+checked for the target script; counts and examples go to ``--stats``, and the stage fails,
+writing neither output, when more than ``translate.max_bad_share`` of the questions/sentences
+fail the check.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import read_parquet, write_json, write_parquet
 from hybrid_retrieval.schemas import SCHEMA_VERSION, SQUAD_TRAIN, TRANSLATED
 from hybrid_retrieval.stage import load_params, require, run_stage, section
-from hybrid_retrieval.translation import (DecodingOptions, TranslationCache, load_engine,
-                                          translate_squad)
+from hybrid_retrieval.translation import (LANGUAGE_SCRIPTS, DecodingOptions, TranslationCache,
+                                          load_engine, translate_squad)
 
 
 def main() -> None:
@@ -39,6 +40,9 @@ def main() -> None:
     if args.lang not in languages:
         raise PipelineError(f"params.yaml: translate.languages is {languages}, which lacks "
                             f"--lang {args.lang!r}")
+    if args.lang not in LANGUAGE_SCRIPTS:
+        raise PipelineError(f"params.yaml: 'translate.languages' has unknown language code "
+                            f"{args.lang!r}, expected codes from {sorted(LANGUAGE_SCRIPTS)}")
     options = DecodingOptions.from_params(cfg)
     chunk_size = require(cfg, "cache_chunk", int, where="translate", low=1)
     min_share = float(require(cfg, "min_script_share", (int, float), where="translate",
@@ -46,17 +50,18 @@ def main() -> None:
     max_bad = float(require(cfg, "max_bad_share", (int, float), where="translate",
                             low=0.0, high=1.0))
 
-    table = read_parquet(args.input, schema=SQUAD_TRAIN)
+    table = read_parquet(args.input, schema=SQUAD_TRAIN, nonempty=True)
     engine = load_engine(args.models, "en", args.lang, options)
     cache = TranslationCache(args.cache, engine)
     result, stats = translate_squad(table, engine, cache=cache, chunk_size=chunk_size,
                                     min_script_share=min_share)
-    write_json(stats, stats_path)
-    if stats["bad_share"] > max_bad:
+    if stats["bad_share"] > max_bad:  # nothing is written (the cache keeps the translations)
         raise PipelineError(
-            f"{stats_path}: {stats['bad_share']:.1%} of the translated questions/sentences are "
-            f"not in the {args.lang} script (translate.max_bad_share is {max_bad:.1%}); wrong "
-            f"model for the language? examples: {stats['bad_examples'][:2]}")
+            f"{out}: {stats['bad_share']:.1%} of the translated questions/sentences are not in "
+            f"the {args.lang} script (translate.max_bad_share is {max_bad:.1%}; bad lines "
+            f"{stats['bad_script_lines']}); wrong model for the language? examples: "
+            f"{stats['bad_examples'][:2]}")
+    write_json(stats, stats_path)
     write_parquet(result, out, schema=TRANSLATED, version=SCHEMA_VERSION)
     stale = cache.remove_stale()
     print(f"translate en->{args.lang}: {stats['rows']} rows, {stats['unique_segments']} distinct "
