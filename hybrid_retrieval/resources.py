@@ -31,10 +31,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 
 import torch
 
+from .encoder import max_input_tokens
 from .errors import PipelineError
 
 GIB = 1024 ** 3
@@ -52,6 +54,7 @@ class EncoderShape:
     heads: int
     vocab: int
     weight_bytes: int
+    max_tokens: int | None = None
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> "EncoderShape | None":
@@ -66,7 +69,8 @@ class EncoderShape:
                         layers=int(config["num_hidden_layers"]),
                         heads=int(config["num_attention_heads"]),
                         vocab=int(config.get("vocab_size", 0)),
-                        weight_bytes=0)
+                        weight_bytes=0,
+                        max_tokens=max_input_tokens(SimpleNamespace(**config)))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         weights = sum(p.stat().st_size for pattern in _WEIGHT_FILES for p in folder.glob(pattern))
@@ -116,8 +120,10 @@ def inference_memory(shape: EncoderShape, *, batch_tokens: int, max_length: int)
     return parts
 
 
-def _skip() -> bool:
-    return os.environ.get("HR_SKIP_MEMORY_CHECK", "") not in ("", "0")
+def _skip(shape: EncoderShape | None, max_length: int) -> bool:
+    # A max_length beyond the model's positions is reported, more precisely, when it loads.
+    return shape is None or os.environ.get("HR_SKIP_MEMORY_CHECK", "") not in ("", "0") \
+        or shape.max_tokens is not None and max_length > shape.max_tokens
 
 
 def _gib(n: int) -> str:
@@ -129,9 +135,10 @@ def check_training_memory(*, batch_size: int, max_length: int, freeze_word_embed
                           available: int | None = None) -> dict[str, int] | None:
     """Raise :class:`PipelineError` naming ``train.batch_size`` when one training rank would
     not fit in the memory available on ``device``; returns the estimate (``None`` when the
-    encoder folder cannot be read or the check is skipped)."""
+    encoder folder cannot be read, ``max_length`` exceeds the model's positions (the model
+    loader reports that) or the check is skipped)."""
     shape = EncoderShape.from_folder(encoder)
-    if shape is None or _skip():
+    if _skip(shape, max_length):
         return None
     estimate = training_memory(shape, batch_size=batch_size, max_length=max_length,
                                freeze_word_embeddings=freeze_word_embeddings)
@@ -154,7 +161,7 @@ def check_inference_memory(*, batch_tokens: int, max_length: int, encoder: str |
     """Raise :class:`PipelineError` naming ``<param>.batch_tokens`` when encoding batches of
     that many tokens would not fit on ``device``; returns the estimate (or ``None``)."""
     shape = EncoderShape.from_folder(encoder)
-    if shape is None or _skip():
+    if _skip(shape, max_length):
         return None
     estimate = inference_memory(shape, batch_tokens=batch_tokens, max_length=max_length)
     available = available_memory(device) if available is None else available
