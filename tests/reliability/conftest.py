@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_support import MIRROR, dvc, make_workspace, tiny_params
+from reliability_support import MIRROR, dvc, hook_env, make_workspace, tiny_params
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +18,15 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Pa
                                tiny_params(tiny_encoder_dir))
     dvc(workspace, "repro")
     return workspace
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_again(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path,
+                        tiny_pipeline: Path) -> tuple[Path, Path]:
+    """A second, independent ``dvc repro`` of the tiny pipeline (another folder, same params),
+    with every ``os.replace`` of every stage logged (hooks/pause.py): (workspace, log file)."""
+    root = tmp_path_factory.mktemp("pipeline_again")
+    workspace = make_workspace(root / "b", tiny_params(tiny_encoder_dir))
+    log = root / "renames.tsv"
+    dvc(workspace, "repro", env=hook_env(HR_HOOK_LOG=str(log)))
+    return workspace, log

@@ -249,15 +249,25 @@ def dvc(workspace: Path, *args: str, env: dict[str, str] | None = None,
 # Killing a stage at a known point
 # ---------------------------------------------------------------------------------------------
 
-def hook_env(marker: Path, **settings: str) -> dict[str, str]:
-    """Environment under which ``python`` is the pausing wrapper (``hooks/python``).
+def hook_env(marker: Path | None = None, **settings: str) -> dict[str, str]:
+    """Environment under which ``python`` is the wrapper ``hooks/python`` (see hooks/pause.py).
 
     ``settings``: ``HR_HOOK_PAUSE_RENAME=<output name>`` pauses before the first rename of that
     output's temporary folder; ``HR_HOOK_PAUSE_AFTER_CHUNKS=<n>`` pauses after the n-th
-    translation-cache chunk is stored. The paused process writes its pid to ``marker``.
+    translation-cache chunk is stored (the paused process writes its pid to ``marker``);
+    ``HR_HOOK_LOG=<file>`` logs every rename.
     """
+    if marker is not None:
+        settings["HR_HOOK_MARKER"] = str(marker)
     return stage_env(PATH=f"{HOOK_DIR}{os.pathsep}{stage_env()['PATH']}",
-                     HR_REAL_PYTHON=sys.executable, HR_HOOK_MARKER=str(marker), **settings)
+                     HR_REAL_PYTHON=sys.executable, **settings)
+
+
+def lock_outs(workspace: Path) -> dict[str, str]:
+    """``<stage>:<out path>`` -> md5 of every output in the workspace's dvc.lock."""
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())
+    return {f"{stage}:{out['path']}": out["md5"]
+            for stage, entry in lock["stages"].items() for out in entry.get("outs", [])}
 
 
 def wait_and_kill(marker: Path, proc: subprocess.Popen, timeout: float = 120) -> int:

@@ -6,6 +6,8 @@ a known point. Used through the ``python`` wrapper beside this file (first on PA
   ``hybrid_retrieval.io.atomic_path``), i.e. when the new output is completely written but not
   yet renamed into place.
 * ``HR_HOOK_PAUSE_AFTER_CHUNKS=<n>``: after the n-th chunk stored in the translation cache.
+* ``HR_HOOK_LOG=<file>``: no pause; every ``os.replace`` is appended to ``<file>`` as
+  ``<script>\t<source>\t<destination>`` (absolute paths).
 
 When pausing, the process writes ``<pid> <where>\\n`` to ``HR_HOOK_MARKER`` and sleeps.
 Anything that is not ``python <script>.py ...`` runs unchanged.
@@ -24,7 +26,17 @@ def pause(where: str) -> None:
     time.sleep(600)
 
 
-def install() -> None:
+def install(script: str) -> None:
+    log = os.environ.get("HR_HOOK_LOG")
+    if log:
+        logged_replace = os.replace
+
+        def replace(src, dst, *args, **kwargs):
+            logged_replace(src, dst, *args, **kwargs)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"{script}\t{os.path.abspath(src)}\t{os.path.abspath(dst)}\n")
+
+        os.replace = replace
     rename = os.environ.get("HR_HOOK_PAUSE_RENAME")
     if rename:
         real_replace = os.replace
@@ -59,7 +71,7 @@ if len(sys.argv) > 1 and sys.argv[1].endswith(".py"):
     script = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
-    install()
+    install(script)
     runpy.run_path(script, run_name="__main__")
 else:
     os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
