@@ -1,0 +1,58 @@
+"""Compare two evaluation outputs: paired-bootstrap difference B - A per headline metric.
+
+A and B are each a per-query Parquet file, ``workspace``, a Git revision or a DVC experiment
+name (the file ``--path`` is then read at that revision, from the DVC cache if it is an
+output). Examples::
+
+    python stages/compare.py metrics/base_per_query.parquet metrics/eval_per_query.parquet
+    python stages/compare.py HEAD workspace
+    python stages/compare.py exp-mix0 exp-mix1        # two finished experiments
+
+Prints a Markdown table (dataset, setting, metric, A, B, B - A, 95% CI, p, Holm p);
+``--json-out`` also writes the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from hybrid_retrieval.experiments import (BootstrapSettings, compare_per_query,
+                                          format_comparison, read_per_query)
+from hybrid_retrieval.io import write_json
+from hybrid_retrieval.stage import run_stage
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a", help="baseline: Parquet file, 'workspace', Git rev or experiment")
+    parser.add_argument("b", help="compared system, same forms as A")
+    parser.add_argument("--path", default="metrics/eval_per_query.parquet",
+                        help="per-query file inside the repo, for revisions and experiments")
+    parser.add_argument("--path-a", default=None, help="--path for A only (e.g. the base "
+                        "encoder's metrics/base_per_query.parquet)")
+    parser.add_argument("--repo", default=".")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args(argv)
+
+    settings = BootstrapSettings(args.resamples, args.seed, args.confidence)
+    path_a = args.path_a or args.path
+    a = read_per_query(args.a, path_a, repo=args.repo)
+    b = read_per_query(args.b, args.path, repo=args.repo)
+    names = (args.a if args.a.endswith(".parquet") else f"{args.a}:{path_a}",
+             args.b if args.b.endswith(".parquet") else f"{args.b}:{args.path}")
+    rows = compare_per_query(a, b, settings, names=names, datasets=args.datasets)
+    print(format_comparison(rows, names, settings), end="")
+    if args.json_out:
+        write_json({"a": names[0], "b": names[1], "resamples": settings.resamples,
+                    "seed": settings.seed, "confidence": settings.confidence,
+                    "rows": [r.as_dict() for r in rows]}, args.json_out)
+
+
+if __name__ == "__main__":
+    run_stage(main)
