@@ -245,11 +245,13 @@ def read_shards(shard_dir: str | os.PathLike, *, schema: pa.Schema = SHARD,
 # ---------------------------------------------------------------------------------------------
 
 def assert_no_leakage(shard_table: pa.Table, forbidden_texts: Iterable[str], *,
-                      columns: tuple[str, ...] = ("query", "passage"), examples: int = 3) -> None:
+                      columns: tuple[str, ...] = ("query", "passage"), examples: int = 3,
+                      what: str = "training shards") -> None:
     """Fail if a training text equals a forbidden one (e.g. an evaluation question or answer).
 
     Texts are compared after :func:`normalize_text` on both sides. Raises
-    :class:`PipelineError` with the number of leaking rows per column and a few examples.
+    :class:`PipelineError` naming ``what`` (e.g. the shard folder), with the number of leaking
+    rows per column and a few examples.
     """
     forbidden = {normalize_text(text) for text in forbidden_texts}
     forbidden.discard("")
@@ -267,4 +269,5 @@ def assert_no_leakage(shard_table: pa.Table, forbidden_texts: Iterable[str], *,
             shown = sorted(set(leaked.to_pylist()))[:examples]
             problems.append(f"{count} rows in column '{column}' (e.g. {shown})")
     if problems:
-        raise PipelineError("training shards contain evaluation texts: " + "; ".join(problems))
+        raise PipelineError(f"{what}: evaluation texts in the training data, expected none: "
+                            + "; ".join(problems))

@@ -220,12 +220,13 @@ def load_training_rows(shard_dirs: Sequence[str | os.PathLike],
     if not shard_dirs:
         raise PipelineError("no shard folder given (expected e.g. data/shards/parallel)")
     tables = [read_shards(d) for d in shard_dirs]
+    forbidden_texts = list(forbidden_texts)
     for shard_dir, part in zip(shard_dirs, tables):
         if len(part) == 0:
             raise PipelineError(f"{Path(shard_dir) / MANIFEST}: the shard folder holds no rows, "
                                 f"expected training pairs")
+        assert_no_leakage(part, forbidden_texts, what=str(shard_dir))
     table = pa.concat_tables(tables)
-    assert_no_leakage(table, forbidden_texts)
     return table
 
 
