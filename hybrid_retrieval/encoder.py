@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .errors import PipelineError
+from .text import sanitize_text
 
 log = logging.getLogger(__name__)
 
@@ -104,21 +105,6 @@ def embed(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Te
     output = model(**batch)
     pooled = mean_pool(output.last_hidden_state.float(), batch["attention_mask"])
     return F.normalize(pooled, p=2, dim=-1)
-
-
-def sanitize_text(text: str) -> str:
-    """Make ``text`` safe to tokenise: lone surrogates (not encodable as UTF-8) become U+FFFD.
-
-    Everything else (control characters, NUL, RTL marks, emoji) is left to the tokenizer,
-    which normalises or maps it to the unknown token.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"expected a str, got {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
 def max_input_tokens(config: Any) -> int | None:

@@ -11,6 +11,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import PipelineError, one_line
+from .text import sanitize_text
 
 SCHEMA_VERSION_KEY = b"hybrid_retrieval.schema_version"
 
@@ -98,10 +100,28 @@ def read_json(path: str | os.PathLike) -> Any:
     except UnicodeDecodeError as exc:
         raise PipelineError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PipelineError(
             f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        # A lone "\udXXX" escape decodes to a string that is not valid UTF-8 (Arrow, tokenizers
+        # and translation engines refuse it): replaced by U+FFFD, as the UTF-8 decoder would.
+        value = _sanitize_strings(value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _sanitize_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return sanitize_text(value)
+    if isinstance(value, list):
+        return [_sanitize_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {_sanitize_strings(k): _sanitize_strings(v) for k, v in value.items()}
+    return value
 
 
 def with_schema_version(table: pa.Table, version: int) -> pa.Table:

@@ -16,6 +16,21 @@ import blingfire
 _WHITESPACE = re.compile(r"\s+")
 
 
+def sanitize_text(text: str) -> str:
+    """Make ``text`` safe to tokenise: lone surrogates (not encodable as UTF-8) become U+FFFD.
+
+    Everything else (control characters, NUL, RTL marks, emoji) is left to the tokenizer,
+    which normalises or maps it to the unknown token.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected a str, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+
+
 def normalize_text(text: str) -> str:
     """NFKC, whitespace collapsed to single spaces, stripped: the key for exact-match checks."""
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()

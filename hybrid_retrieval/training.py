@@ -311,6 +311,21 @@ def tokenize(tokenizer, texts: Sequence[str], prefix: str, max_length: int,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def count_truncated(tokenizer, texts: Sequence[str], prefix: str, max_length: int) -> int:
+    """How many distinct ``prefix + text`` are longer than ``max_length`` tokens (and so are cut
+    by :func:`tokenize`)."""
+    unique = sorted(set(texts))
+    if not unique:
+        return 0
+    # No token spans more than 64 characters: a longer text is truncated either way.
+    inputs = [(prefix + sanitize_text(t))[:max_length * 64 + 1] for t in unique]
+    encoded = tokenizer(inputs, truncation=True, max_length=max_length,
+                        return_attention_mask=False, return_token_type_ids=False)
+    if getattr(encoded, "encodings", None):
+        return sum(bool(e.overflowing) for e in encoded.encodings)
+    return sum(len(ids) >= max_length for ids in encoded["input_ids"])  # slow tokenizer
+
+
 class DualEncoder(torch.nn.Module):
     """One shared encoder applied to a query batch and a passage batch in one ``forward``.
 
@@ -482,6 +497,14 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
     if limit is not None and config.max_length > limit:
         raise PipelineError(f"params.yaml: 'train.max_length' is {config.max_length}, but "
                             f"{base_encoder} takes at most {limit} tokens")
+    truncated = {side: count_truncated(tokenizer, texts, prefix, config.max_length)
+                 for side, texts, prefix in (("queries", queries, config.query_prefix),
+                                             ("passages", passages, config.passage_prefix))}
+    if any(truncated.values()) and ddp.is_main:
+        log.warning("%d of %d distinct queries and %d of %d distinct passages are longer than "
+                    "train.max_length=%d tokens and are truncated", truncated["queries"],
+                    len(set(queries)), truncated["passages"], len(set(passages)),
+                    config.max_length)
     trainable = prepare_model(model, config.freeze_word_embeddings)
     optimizer = build_optimizer(model, config, device)
     scheduler = linear_warmup_decay(optimizer, config.warmup_steps, config.steps)
@@ -583,6 +606,7 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
         "mono_batches": int(counts["mono"]), "cross_batches": int(counts["cross"]),
         "fallback_batches": int(counts["fallback"]),
         "unusable_groups": ["/".join(k) for k in sampler.unusable_groups],
+        "truncated_queries": truncated["queries"], "truncated_passages": truncated["passages"],
         "trainable_parameters": sum(p.numel() for p in trainable),
         "parameters": sum(p.numel() for p in model.parameters()),
     }

