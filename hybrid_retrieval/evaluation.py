@@ -26,6 +26,7 @@ reports ``map_micro``, the mean over all queries, which is what LAReQA's own cod
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -69,6 +70,7 @@ class EvalDataset:
     cid: list[str]
     candidate_lang: list[str]
     candidate_text: list[str]
+    candidate_context: list[str] | None = None   # paragraph/section; used by subset_groups
 
     @property
     def languages(self) -> list[str]:
@@ -93,7 +95,8 @@ def load_eval_dataset(eval_dir: str | Path, name: str) -> EvalDataset:
         name=name, qid=questions["qid"], group_id=questions["group_id"],
         question_lang=questions["lang"], question_text=questions["text"],
         gold_cids=questions["gold_cids"], cid=candidates["cid"],
-        candidate_lang=candidates["lang"], candidate_text=candidates["text"])
+        candidate_lang=candidates["lang"], candidate_text=candidates["text"],
+        candidate_context=candidates["context"])
     if not data.qid:
         raise PipelineError(f"{q_path}: no questions")
     if not data.cid:
@@ -118,6 +121,64 @@ def load_eval_dataset(eval_dir: str | Path, name: str) -> EvalDataset:
         if len(set(golds)) != len(golds):
             raise PipelineError(f"{q_path}: question '{qid}' field gold_cids repeats a cid")
     return data
+
+
+def subset_groups(data: EvalDataset, max_groups: int, seed: int) -> EvalDataset:
+    """A seeded subset of whole paragraphs: at least ``max_groups`` parallel question groups.
+
+    Groups and the (language, context) paragraphs holding their golds form a graph; its
+    connected components (a paragraph with all its questions, in every language) are taken
+    in an order fixed by ``seed`` until ``max_groups`` groups are in. Kept: the questions of
+    those groups and *all* candidates of their paragraphs, so each query still ranks its
+    paragraph's other sentences (the hard negatives) but fewer paragraphs compete: metrics on
+    a subset are higher than on the full set and comparable only with runs on the same subset.
+    ``max_groups`` 0 (or at least the number of groups) returns ``data`` unchanged.
+    """
+    groups = sorted(set(data.group_id))
+    if max_groups <= 0 or max_groups >= len(groups):
+        return data
+    if data.candidate_context is None:
+        raise ValueError(f"{data.name}: subset_groups needs candidate_context")
+    paragraph = {cid: (lang, ctx) for cid, lang, ctx in
+                 zip(data.cid, data.candidate_lang, data.candidate_context)}
+    parent: dict[Any, Any] = {}
+
+    def find(node: Any) -> Any:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for group, golds in zip(data.group_id, data.gold_cids):
+        for gold in golds:
+            a, b = find(("group", group)), find(("paragraph", paragraph[gold]))
+            if a != b:
+                parent[a] = b
+    members: dict[Any, list[str]] = {}
+    for group in groups:
+        members.setdefault(find(("group", group)), []).append(group)
+    order = sorted(members.values(), key=lambda m: hashlib.sha256(
+        f"{seed}:{data.name}:{min(m)}".encode()).hexdigest())
+    kept_groups: set[str] = set()
+    for component in order:
+        if len(kept_groups) >= max_groups:
+            break
+        kept_groups.update(component)
+    q_rows = [i for i, g in enumerate(data.group_id) if g in kept_groups]
+    kept_paragraphs = {paragraph[gold] for i in q_rows for gold in data.gold_cids[i]}
+    c_rows = [i for i, cid in enumerate(data.cid) if paragraph[cid] in kept_paragraphs]
+
+    def pick(values: list, rows: list[int]) -> list:
+        return [values[i] for i in rows]
+    return EvalDataset(
+        name=data.name, qid=pick(data.qid, q_rows), group_id=pick(data.group_id, q_rows),
+        question_lang=pick(data.question_lang, q_rows),
+        question_text=pick(data.question_text, q_rows),
+        gold_cids=pick(data.gold_cids, q_rows), cid=pick(data.cid, c_rows),
+        candidate_lang=pick(data.candidate_lang, c_rows),
+        candidate_text=pick(data.candidate_text, c_rows),
+        candidate_context=pick(data.candidate_context, c_rows))
 
 
 def _first_duplicate(values: Sequence[Any]) -> Any:

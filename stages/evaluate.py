@@ -5,6 +5,10 @@ Writes three JSON files, all only after every dataset is evaluated (a failure wr
 ``--plots-out`` (flat per-language records for ``dvc plots``, one bar per ``key``) and
 ``--cross-out`` (the query-language x pool-language mAP matrix, for a heatmap) and, when asked,
 ``--per-query-out`` (Parquet, one row per query and pool: the input of bootstrap intervals).
+Every headline metric of ``--out`` carries a group-bootstrap interval
+(``evaluate.bootstrap_samples`` resamples of parallel question groups, ``bootstrap_seed``; 0
+resamples = none). ``evaluate.max_groups`` > 0 evaluates a seeded subset of whole paragraphs
+(``subset_seed``), for CPU-sized sweeps: such numbers compare only with the same subset.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 from hybrid_retrieval.encoder import load_encoder, max_input_tokens, resolve_device
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import (KNOWN_DATASETS, PER_QUERY, evaluate_encoder,
-                                         load_eval_dataset)
+                                         load_eval_dataset, subset_groups)
+from hybrid_retrieval.experiments import BootstrapSettings, attach_confidence_intervals
 from hybrid_retrieval.io import write_json, write_parquet
 from hybrid_retrieval.resources import check_inference_memory
 from hybrid_retrieval.stage import load_params, require, run_stage, section
@@ -52,6 +57,10 @@ def read_settings(params_path: str) -> dict:
         "batch_tokens": require(cfg, "batch_tokens", int, where="evaluate", low=1),
         "device": device,
         "threads": require(cfg, "threads", int, where="evaluate", low=0),
+        "max_groups": require(cfg, "max_groups", int, where="evaluate", low=0),
+        "subset_seed": require(cfg, "subset_seed", int, where="evaluate"),
+        "bootstrap_samples": require(cfg, "bootstrap_samples", int, where="evaluate", low=0),
+        "bootstrap_seed": require(cfg, "bootstrap_seed", int, where="evaluate"),
     }
 
 
@@ -75,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_inference_memory(batch_tokens=settings["batch_tokens"],
                            max_length=settings["max_length"], encoder=args.encoder, device=device)
     # Read and check every dataset before the (slower) model load.
-    datasets = [load_eval_dataset(args.eval_dir, name) for name in settings["datasets"]]
+    datasets = [subset_groups(load_eval_dataset(args.eval_dir, name), settings["max_groups"],
+                              settings["subset_seed"]) for name in settings["datasets"]]
     model, tokenizer = load_encoder(args.encoder, device)
     limit = max_input_tokens(model.config)
     if limit is not None and settings["max_length"] > limit:
@@ -87,8 +97,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         passage_prefix=settings["passage_prefix"], max_length=settings["max_length"],
         batch_tokens=settings["batch_tokens"], device=device)
     report.run.update({"encoder": args.encoder, "device": str(device),
-                       "threads": torch.get_num_threads()})
-    write_json({**report.metrics, "run": report.run}, args.out)
+                       "threads": torch.get_num_threads(), "max_groups": settings["max_groups"]})
+    metrics = {**report.metrics, "run": report.run}
+    if settings["bootstrap_samples"]:
+        metrics = attach_confidence_intervals(metrics, report.per_query, BootstrapSettings(
+            settings["bootstrap_samples"], settings["bootstrap_seed"]))
+    write_json(metrics, args.out)
     write_json(report.per_language, args.plots_out)
     write_json(report.cross_matrix, args.cross_out)
     if args.per_query_out:

@@ -16,7 +16,7 @@ import yaml
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.bootstrap import bootstrap_ci
 from hybrid_retrieval.evaluation import (PER_QUERY, EvalDataset, evaluate_dataset,
-                                         load_eval_dataset)
+                                         load_eval_dataset, subset_groups)
 from hybrid_retrieval.io import read_parquet, write_parquet
 from hybrid_retrieval.schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
 
@@ -162,6 +162,23 @@ def test_per_query_table_reproduces_the_macro_averages() -> None:
     assert {"en->de", "de->en", "en"} <= set(table["stratum"])
 
 
+def test_subset_keeps_whole_paragraphs_of_a_seeded_set_of_groups() -> None:
+    data, _, _ = synthetic(0.5)
+    # two paragraphs per language: groups 0-1 in one, 2-3 in the other
+    data.candidate_context = [f"{lang}-para{int(cid[-1]) // 2}"
+                              for cid, lang in zip(data.cid, data.candidate_lang)]
+    assert subset_groups(data, 0, seed=1) is data and subset_groups(data, 4, seed=1) is data
+    sub = subset_groups(data, 1, seed=1)
+    kept = sorted(set(sub.group_id))
+    assert kept in (["g0", "g1"], ["g2", "g3"])                # a whole paragraph, both groups
+    assert len(sub.qid) == 2 * 3 and len(sub.cid) == 2 * 3
+    assert {c[-1] for c in sub.cid} == {k[-1] for k in kept}
+    assert subset_groups(data, 1, seed=1) == sub                # seeded: same subset
+    others = {tuple(sorted(set(subset_groups(data, 1, seed=s).group_id))) for s in range(20)}
+    assert len(others) == 2                                     # the seed picks the paragraph
+    assert sorted(set(subset_groups(data, 3, seed=1).group_id)) == ["g0", "g1", "g2", "g3"]
+
+
 # ----------------------------------------------------------------------------- files and stage
 
 def write_eval_folder(root: Path, name: str = "xquad-r") -> Path:
@@ -180,7 +197,8 @@ def write_eval_folder(root: Path, name: str = "xquad-r") -> Path:
 
 EVALUATE_PARAMS = {"datasets": ["xquad-r"], "query_prefix": "query: ",
                    "passage_prefix": "passage: ", "max_length": 64, "batch_tokens": 512,
-                   "device": "cpu", "threads": 1}
+                   "device": "cpu", "threads": 1, "max_groups": 0, "subset_seed": 13,
+                   "bootstrap_samples": 200, "bootstrap_seed": 13}
 
 
 def write_params(path: Path, **overrides) -> Path:
@@ -216,14 +234,19 @@ def test_evaluate_stage_end_to_end(tmp_path: Path, tiny_encoder_dir: Path,
     params = write_params(tmp_path / "params.yaml")
     stage_module.main(stage_args(tmp_path, tiny_encoder_dir, params))
     metrics = json.loads((tmp_path / "m/base.json").read_text())
-    assert set(metrics) == {"xquad-r", "run"}
+    assert set(metrics) == {"xquad-r", "run", "bootstrap"}
     assert set(metrics["xquad-r"]) == {"mono", "cross", "multi"}
     assert set(metrics["xquad-r"]["multi"]) == {"map", "map_micro", "map@20", "recall@10",
-                                                "rank_distance", "n_queries"}
+                                                "rank_distance", "n_queries", "ci"}
     for setting in metrics["xquad-r"].values():
         for key, value in setting.items():
             if key.startswith(("map", "recall")):
                 assert 0.0 <= value <= 1.0, (key, value)
+        for key, ci in setting["ci"].items():                   # every headline metric
+            assert ci["low"] <= setting[key] <= ci["high"], (key, ci)
+    assert set(metrics["xquad-r"]["multi"]["ci"]) == {"map", "map@20", "recall@10",
+                                                      "rank_distance"}
+    assert metrics["bootstrap"]["resamples"] == 200 and metrics["bootstrap"]["seed"] == 13
     assert metrics["xquad-r"]["multi"]["rank_distance"] >= 2    # 3 golds: at least 2 apart
     run = metrics["run"]
     assert run["datasets"]["xquad-r"]["encoded_texts"] == 12 + 12   # the duplicate encoded once
@@ -270,6 +293,8 @@ def test_stage_questions_missing_column(tmp_path, tiny_encoder_dir, stage_module
     ({"batch_tokens": 0}, r"evaluate.batch_tokens"),
     ({"query_prefix": None}, r"evaluate.query_prefix"),
     ({"device": "tpu"}, r"evaluate.device"),
+    ({"max_groups": -1}, r"evaluate.max_groups"),
+    ({"bootstrap_samples": "many"}, r"evaluate.bootstrap_samples"),
 ])
 def test_stage_bad_params(tmp_path, tiny_encoder_dir, stage_module, overrides, pattern) -> None:
     write_eval_folder(tmp_path / "eval")
