@@ -74,6 +74,7 @@ def _check_unique_ids(table: pa.Table, what: str) -> None:
 def build_parallel_pairs(squad: pa.Table, translated: Mapping[str, pa.Table], *,
                          include_title: bool = False, source: str = "qa",
                          squad_name: str = "squad train",
+                         translated_names: Mapping[str, str] | None = None,
                          ) -> tuple[pa.Table, dict[str, int]]:
     """Every ordered language pair of the SQuAD training pairs, as one :data:`SHARD` table.
 
@@ -85,6 +86,7 @@ def build_parallel_pairs(squad: pa.Table, translated: Mapping[str, pa.Table], *,
         include_title: prefix each passage with its (translated) article title.
         source: value of the ``source`` column.
         squad_name: how errors name the SQuAD table.
+        translated_names: how errors name each translation (its file), by language.
 
     Returns:
         The table, one row per (pair_id, query_lang, passage_lang) for which both sides exist
@@ -98,7 +100,7 @@ def build_parallel_pairs(squad: pa.Table, translated: Mapping[str, pa.Table], *,
                          "answer_sentence": squad["answer_sentence"], "title": squad["title"]})
     views = {"en": _language_view(squad_en, include_title)}
     for lang, table in sorted(translated.items()):
-        what = f"translated '{lang}'"
+        what = (translated_names or {}).get(lang, f"translated '{lang}'")
         if lang == "en":
             raise PipelineError(f"{what}: English is the SQuAD source, not a translation")
         table = conform(table, TRANSLATED, what=what)
@@ -187,6 +189,28 @@ def write_shards(table: pa.Table, out_dir: str | os.PathLike, rows_per_shard: in
     return manifest
 
 
+def _schema_difference(found: pa.Schema, expected: pa.Schema) -> str:
+    """What differs between two schemas, in words (missing/extra columns, types, order)."""
+    problems = []
+    missing = [f.name for f in expected if f.name not in found.names]
+    extra = [f.name for f in found if f.name not in expected.names]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    for field in expected:
+        if field.name in found.names:
+            other = found.field(field.name)
+            if not other.type.equals(field.type) or other.nullable != field.nullable:
+                nullable = "" if other.nullable == field.nullable else \
+                    " (nullable)" if other.nullable else " (not null)"
+                problems.append(f"column '{field.name}' is {other.type}{nullable}, expected "
+                                f"{field.type}{' (not null)' if not field.nullable else ''}")
+    if not problems:
+        problems.append(f"columns in the order {found.names}, expected {expected.names}")
+    return "; ".join(problems)
+
+
 def shard_files(shard_dir: str | os.PathLike) -> list[Path]:
     """The shard files a manifest lists, in order (checks only that the manifest is readable)."""
     shard_dir = Path(shard_dir)
@@ -229,8 +253,8 @@ def read_shards(shard_dir: str | os.PathLike, *, schema: pa.Schema = SHARD,
                                 f"{entry['sha256']} from {MANIFEST} (corrupt or modified shard)")
         part = read_parquet(path)
         if not part.schema.remove_metadata().equals(schema.remove_metadata()):
-            raise PipelineError(f"{path}: schema {part.schema.remove_metadata()} differs from the "
-                                f"expected shard schema {schema.remove_metadata()}")
+            raise PipelineError(f"{path}: schema differs from the expected shard schema: "
+                                f"{_schema_difference(part.schema, schema)}")
         if len(part) != entry["rows"]:
             raise PipelineError(f"{path}: has {len(part)} rows, expected {entry['rows']} "
                                 f"from {MANIFEST}")

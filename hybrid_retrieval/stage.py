@@ -51,7 +51,9 @@ def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], *, whe
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected a {names}")
+        article = "an" if names[0] in "aeiou" else "a"
+        raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected {article} "
+                            f"{names}")
     if low is not None and value < low or high is not None and value > high:
         expected = (f"in [{low}, {high}]" if low is not None and high is not None
                     else f">= {low}" if low is not None else f"<= {high}")

@@ -35,14 +35,15 @@ def main() -> None:
             paths.append(item)
         else:
             raise PipelineError(f"{item}: translation file or folder not found (stage translate)")
-    translated = {}
+    translated, names = {}, {}
     for path in paths:
         if path.stem in translated:
             raise PipelineError(f"{path}: a second translation into '{path.stem}'")
         translated[path.stem] = read_parquet(path, schema=TRANSLATED, nonempty=True)
+        names[path.stem] = str(path)
     squad = read_parquet(args.squad, schema=SQUAD_TRAIN, nonempty=True)
     table, stats = build_parallel_pairs(squad, translated, include_title=include_title,
-                                        squad_name=args.squad)
+                                        squad_name=args.squad, translated_names=names)
     manifest = write_shards(table, args.out, rows_per_shard, row_group_size=row_group_size)
     counts = ", ".join(f"{key.split(':', 1)[1]} {n}" for key, n in manifest["pair_counts"].items())
     print(f"build_shards: {manifest['rows']} rows ({counts}; {stats['blank']} blank texts "

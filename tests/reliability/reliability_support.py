@@ -3,8 +3,8 @@
 * :func:`run_stage` runs a ``stages/*.py`` script in this process (as ``python stages/x.py``
   would: ``__name__ == "__main__"``, so through :func:`hybrid_retrieval.stage.run_stage`) and
   returns its exit status and output; :func:`run_stage_cli` does the same in a subprocess.
-* :func:`tiny_params` is a complete, small ``params.yaml`` (30 SQuAD questions, Bergamot en->pt,
-  two languages per evaluation set, 3 training steps on a tiny random encoder).
+* :func:`tiny_params` is the repository's ``params.yaml`` made small (30 SQuAD questions,
+  Bergamot en->pt, two languages per evaluation set, 3 training steps on a tiny random encoder).
 * :func:`make_workspace` makes a throw-away DVC project (``dvc.yaml``, ``stages/``,
   ``hybrid_retrieval/`` copied from this repository, ``git init``, ``dvc init``); the session
   fixture ``tiny_pipeline`` (conftest.py) is one on which ``dvc repro`` has run once with
@@ -147,49 +147,50 @@ def tree_digest(path: Path) -> dict[str, str]:
 # Params
 # ---------------------------------------------------------------------------------------------
 
-TINY_PARAMS: dict[str, Any] = {
+#: What the tiny pipeline changes in the repository's params.yaml (every other key, including
+#: keys added later, comes from params.yaml itself): 30 SQuAD questions, Bergamot en->pt, two
+#: languages per evaluation set, small domain caps, 3 training steps of a tiny random encoder
+#: on one CPU thread in fp32, evaluation on the CPU with few bootstrap resamples.
+TINY_OVERRIDES: dict[str, Any] = {
     "seed": 13,
     "mix_ratio": 0.5,
     "domain_ratio": 0.2,
     "data": {"mirror": str(MIRROR), "download_dir": "data/downloads"},
     "prepare": {"max_questions": 30, "seed": 13},
     "encoder": {"source": "folder", "path": None, "max_length": 512},
-    "eval_data": {
-        "datasets": ["xquad-r", "mlqa-r", "debian-faq-r"],
-        "xquad_r_languages": ["en", "de"], "mlqa_r_languages": ["de", "es"],
-        "faq_languages": ["en", "pt"], "faq_max_passage_words": 100,
-        "faq_max_copied_share": 0.5, "faq_skip_chapters": ["faqinfo"]},
-    "domain": {
-        "languages": ["en", "pt"], "cross_lingual": True, "cross_lingual_scope": "all",
-        "seed": 13, "block_max_words": 60, "ict_keep_query_prob": 0.1,
-        "ict_query_words": [5, 40], "heading_query_words": [1, 20], "passage_words": [10, 150],
-        "near_duplicate_jaccard": 0.8, "max_mono_pairs_per_language": 20,
-        "max_cross_pairs_per_language": 20, "leakage_min_chars": 30},
-    "translate": {
-        "engine": "bergamot", "languages": ["pt"], "model": "Helsinki-NLP/opus-mt-en-{lang}",
-        "reverse_model": None, "quantization": "int8", "beam_size": 2,
-        "max_decoding_length": 256, "no_repeat_ngram_size": 8, "repetition_penalty": 1.0,
-        "batch_tokens": 2048, "inter_threads": 1, "intra_threads": 1, "threads": 2,
-        "cache_chunk": 2000, "min_script_share": 0.5, "max_bad_share": 0.2},
+    "eval_data": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r"],
+                  "xquad_r_languages": ["en", "de"], "mlqa_r_languages": ["de", "es"],
+                  "faq_languages": ["en", "pt"]},
+    "domain": {"languages": ["en", "pt"], "seed": 13, "max_mono_pairs_per_language": 20,
+               "max_cross_pairs_per_language": 20},
+    "translate": {"engine": "bergamot", "languages": ["pt"], "threads": 2, "intra_threads": 1,
+                  "cache_chunk": 2000, "max_bad_share": 0.2},
     "mt_quality": {"test_sets": ["debian-faq"], "max_pairs": 5, "seed": 13},
     "shards": {"rows_per_shard": 50, "row_group_size": 16, "include_title": False},
-    "train": {
-        "steps": 3, "batch_size": 4, "max_length": 32, "learning_rate": 1.0e-3,
-        "weight_decay": 0.01, "warmup_steps": 1, "temperature": 0.05, "max_grad_norm": 1.0,
-        "grad_accum_steps": 1, "freeze_word_embeddings": True, "language_sampling": "uniform",
-        "query_prefix": "query: ", "passage_prefix": "passage: ", "precision": "fp32",
-        "device": "cpu", "torch_threads": 1, "checkpoint_every": 0, "keep_checkpoints": 1},
-    # For the evaluate stage (and for dvc.yaml once it runs evaluate).
-    "evaluate": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r"], "query_prefix": "query: ",
-                 "passage_prefix": "passage: ", "max_length": 64, "batch_tokens": 2048,
-                 "device": "cpu", "threads": 1},
+    "train": {"steps": 3, "batch_size": 4, "max_length": 32, "learning_rate": 1.0e-3,
+              "warmup_steps": 1, "temperature": 0.05, "precision": "fp32", "device": "cpu",
+              "torch_threads": 1, "checkpoint_every": 0, "keep_checkpoints": 1},
+    "evaluate": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r"], "max_length": 64,
+                 "batch_tokens": 2048, "device": "cpu", "threads": 1, "bootstrap_samples": 20},
 }
 
 
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
 def tiny_params(encoder_dir: Path | str | None = None, **overrides: Any) -> dict[str, Any]:
-    """A deep copy of :data:`TINY_PARAMS`; ``overrides`` replace whole top-level keys or, as
-    ``section__key=value``, one key of a section (``train__batch_size=10**7``)."""
-    params = copy.deepcopy(TINY_PARAMS)
+    """The repository's params.yaml with :data:`TINY_OVERRIDES`; ``overrides`` replace whole
+    top-level keys or, as ``section__key=value``, one key of a section
+    (``train__batch_size=10**7``)."""
+    repo = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = _merge(repo, TINY_OVERRIDES)
     if encoder_dir is not None:
         params["encoder"]["path"] = str(encoder_dir)
     for key, value in overrides.items():
@@ -228,7 +229,7 @@ def make_workspace(folder: Path, params: dict[str, Any]) -> Path:
 
 
 def copy_workspace(source: Path, folder: Path) -> Path:
-    """A copy of a workspace (git, DVC cache, outputs), to be changed without touching ``source``."""
+    """A copy of a workspace (git, DVC cache, outputs) to change without touching ``source``."""
     shutil.copytree(source, folder, symlinks=True)
     return folder
 

@@ -306,7 +306,7 @@ def test_build_shards_bad_input(case: str, params, tiny_pipeline: Path, tmp_path
         translated = tmp_path / "translated/pt.parquet"
         translated.parent.mkdir()
         pq.write_table(pt.set_column(1, "lang", pa.array(["de"] * len(pt))), translated)
-        expected = ("translated 'pt': column 'lang' holds ['de'], expected only 'pt'",)
+        expected = ("translated/pt.parquet: column 'lang' holds ['de'], expected only 'pt'",)
     elif case == "missing_translation":
         translated = tmp_path / "translated/xx.parquet"
         expected = ("translated/xx.parquet: translation file or folder not found",)
@@ -373,7 +373,7 @@ TRAIN_OUTPUTS = ("encoder", "dvclive")
     ({"domain_ratio": -0.1}, "'domain_ratio' is -0.1, expected a number in [0, 1]"),
     ({"domain_ratio": 2}, "'domain_ratio' is 2, expected a number in [0, 1]"),
     ({"train__batch_size": 1}, "'train.batch_size' is 1, expected a value >= 2"),
-    ({"train__batch_size": 2.5}, "'train.batch_size' is 2.5, expected a int"),
+    ({"train__batch_size": 2.5}, "'train.batch_size' is 2.5, expected an int"),
     ({"train__temperature": 0}, "'train.temperature' is 0, expected a number > 0"),
     ({"train__temperature": -0.05}, "'train.temperature' is -0.05, expected a number > 0"),
     ({"train__steps": 0}, "'train.steps' is 0, expected a value >= 1"),
@@ -424,8 +424,8 @@ def test_train_bad_input(case: str, params, tiny_pipeline: Path, tmp_path: Path)
         pq.write_table(pq.read_table(part).drop_columns(["kind"]), part)
         _rewrite_manifest_checksum(folder, part)  # a consistent folder, of another schema
         shards = [folder, tiny_pipeline / "data/shards/domain"]
-        expected = ("parallel/part-00000.parquet: schema", "differs from the expected shard "
-                    "schema")
+        expected = ("parallel/part-00000.parquet: schema differs from the expected shard "
+                    "schema: missing columns ['kind']",)
     elif case == "corrupt_manifest":
         folder = _shard_copy(tiny_pipeline, tmp_path)
         truncate(folder / MANIFEST, folder / MANIFEST)

@@ -2,7 +2,7 @@
 
 ``tiny_pipeline`` and ``tiny_pipeline_again`` are two independent ``dvc repro`` runs of the whole
 pipeline (every stage of dvc.yaml) in two different folders with the same params
-(:data:`reliability_support.TINY_PARAMS`). DVC's own md5 of every output (dvc.lock ``outs``) is
+(:func:`reliability_support.tiny_params`). DVC's own md5 of every output (dvc.lock ``outs``) is
 compared: shards, SQuAD/translation/evaluation tables, domain pairs, model folders (the trained
 ``model.safetensors`` included), per-query Parquet, plots. Metrics files are compared value by
 value, to the last digit, after removing the wall-clock fields (``seconds``, ``*_s``,
@@ -65,6 +65,7 @@ def metric_files(workspace: Path, languages=("pt",)) -> set[str]:
     return files
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_outputs_and_metrics(tiny_pipeline: Path,
                                                      tiny_pipeline_again: tuple[Path, Path]):
     first, (second, _) = tiny_pipeline, tiny_pipeline_again

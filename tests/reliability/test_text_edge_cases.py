@@ -93,7 +93,8 @@ def test_translation_takes_every_edge_case(caplog) -> None:
 
     # The translate stage's function: stats carry the count, the script check copes.
     n = len(EDGE_TEXTS)
-    table = pa.table({"id": [f"q{i}" for i in range(n)], "title": ["Title_" + k for k in EDGE_TEXTS],
+    table = pa.table({"id": [f"q{i}" for i in range(n)],
+                      "title": ["Title_" + k for k in EDGE_TEXTS],
                       "question": [t.replace("\ud800", "?").replace("\udfff", "?")
                                    for t in EDGE_TEXTS.values()],
                       "answer_text": ["x"] * n, "answer_start": pa.array([0] * n, pa.int32()),
