@@ -1,0 +1,56 @@
+"""The tiny pipeline end to end: a second `dvc repro` is a no-op, and the experiment keys
+(`mix_ratio`, `domain_ratio`) make only `train` and `evaluate` stale - never translation, shard
+building or the base-encoder evaluation (issues 3 and 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reliability_support import copy_workspace, dvc, needs_mirror
+
+EXPERIMENT_STAGES = {"train", "evaluate"}
+
+
+def _stale_stages(workspace: Path) -> set[str]:
+    status = json.loads(dvc(workspace, "status", "--json").stdout or "{}")
+    return set(status)
+
+
+@needs_mirror
+def test_tiny_pipeline_builds_every_output_and_second_repro_is_a_no_op(tiny_pipeline: Path) -> None:
+    for output in ("data/squad/train.parquet", "data/translated/pt.parquet",
+                   "data/shards/parallel/manifest.json", "data/shards/domain/manifest.json",
+                   "models/encoder/config.json", "metrics/mt.json", "metrics/base.json",
+                   "metrics/eval.json"):
+        assert (tiny_pipeline / output).is_file(), output
+    metrics = json.loads((tiny_pipeline / "metrics/eval.json").read_text())
+    assert set(metrics["xquad-r"]) >= {"mono", "cross", "multi"}
+    assert 0.0 <= metrics["xquad-r"]["multi"]["map"] <= 1.0
+    assert _stale_stages(tiny_pipeline) == set()
+    again = dvc(tiny_pipeline, "repro")
+    assert "Running stage" not in again.stdout
+
+
+@needs_mirror
+@pytest.mark.parametrize("key, value", [("mix_ratio", 0.0), ("mix_ratio", 1.0),
+                                        ("domain_ratio", 0.0)])
+def test_experiment_keys_make_only_train_and_evaluate_stale(tiny_pipeline: Path, tmp_path: Path,
+                                                            key: str, value: float) -> None:
+    workspace = copy_workspace(tiny_pipeline, tmp_path / "ws")
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    assert params[key] != value, "the change must be a real change"
+    params[key] = value
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # `dvc status` lists the stages whose own inputs changed: train (evaluate follows from its
+    # output, which only changes once train has run).
+    assert _stale_stages(workspace) == {"train"}
+    # As a user would run it: `dvc exp run --dry -S key=value` plans train and evaluate only.
+    (workspace / "params.yaml").write_text((tiny_pipeline / "params.yaml").read_text())
+    dry = dvc(workspace, "exp", "run", "--dry", "-S", f"{key}={value}")
+    planned = {line.split("'")[1] for line in dry.stdout.splitlines()
+               if line.startswith("Running stage")}
+    assert "train" in planned and planned <= EXPERIMENT_STAGES, dry.stdout
