@@ -235,7 +235,7 @@ def copy_workspace(source: Path, folder: Path) -> Path:
 
 
 def dvc(workspace: Path, *args: str, env: dict[str, str] | None = None,
-        check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     """``dvc <args>`` in ``workspace``; with ``check``, fail the test with its output."""
     done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=workspace,
                           env=env or stage_env(), capture_output=True, text=True,
