@@ -19,10 +19,10 @@ Everything runs in this process on the real encoder and the real evaluation tabl
   kept question is in the pool) are encoded in fp32 and bf16; reported: the largest
   |cos(fp32) - cos(bf16)| over all question x candidate scores, and the mono/cross/multi mAP of
   each precision on that subset;
-* **scaling**: encoding time of 1x/2x/4x ``--sample`` XQuAD-R candidates, and retrieval time
+* **scaling**: encoding time of 2x/4x/8x ``--sample`` XQuAD-R candidates, and retrieval time
   on 1/4, 1/2 and all XQuAD-R paragraphs (questions and candidates both grow: quadratic);
-* **profile**: ``torch.profiler`` over one encoding of a sample, the top operators by self CPU
-  time (where the time goes when the goal is missed).
+* **profile**: ``torch.profiler`` over one encoding of a sample in fp32 and in bf16 (with the
+  fastest thread count), the top operators by self CPU time (where the time goes).
 
     python benchmarks/bench_evaluation.py --sample 64 --repeats 3 --out eval.json
 """
@@ -245,7 +245,7 @@ def run(encoder: Path, eval_dir: Path, params: Path, *, sample: int, repeats: in
     torch.set_num_threads(n_threads)
     scale = scaling(model, tokenizer, data, settings, sample, repeats, precision,
                     retrieval["xquad-r"]) if "xquad-r" in data else None
-    prof = profile(model, tokenizer, groups, settings, precision)
+    prof = {p: profile(model, tokenizer, groups, settings, p) for p in PRECISIONS}
     torch.set_num_threads(threads)
     return {"settings": {**settings, "threads": threads, "sample_per_group": sample,
                          "repeats": repeats, "encoder": str(encoder)},
@@ -276,7 +276,7 @@ def scaling(model, tokenizer, data, settings, sample, repeats, precision,
     1/2 of the paragraphs (one run each) and all of them (``full_retrieval_s``, measured)."""
     d = data["xquad-r"]
     pool = random.Random(7).sample(list(dict.fromkeys(d.candidate_text)),
-                                   min(4 * sample, len(set(d.candidate_text))))
+                                   min(8 * sample, len(set(d.candidate_text))))
     factors = (1, 2, 4)
     encode_s = {f: [] for f in factors}
     for repeat in range(repeats):

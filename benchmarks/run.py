@@ -47,7 +47,8 @@ LIBRARIES = ("torch", "transformers", "ctranslate2", "sentence-transformers", "t
 SIZES = {
     "full": {
         "translation": dict(repeats=3, sentences=256, peer_sentences=64, beam_sentences=16,
-                            beams="1,4", bergamot_sentences=200, engines=None, time_budget=15),
+                            beams="1,4", bergamot_sentences=200, engines=None, time_budget=6,
+                            scaling_sentences=128, scaling_bergamot_sentences=50),
         "training": dict(steps=4, batch_size=32, max_length=64,
                          variants=["ours", "ours-chunked", "st", "ablation", "scaling"],
                          scaling_batches=[16, 32, 64], scaling_steps=2),
@@ -57,6 +58,7 @@ SIZES = {
     "quick": {
         "translation": dict(repeats=1, sentences=32, peer_sentences=8, beam_sentences=4,
                             beams="1", bergamot_sentences=20, time_budget=3,
+                            scaling_sentences=16, scaling_bergamot_sentences=10,
                             engines="hf-dynamic-int8-t1,ct2-int8,ct2-int8-tuned"),
         "training": dict(steps=1, batch_size=8, max_length=32, variants=["ablation", "scaling"],
                          scaling_batches=[4, 8, 16], scaling_steps=1),
@@ -106,10 +108,20 @@ def machine() -> dict:
         "isa": sorted(f for f in flags if f.startswith(("avx512", "amx", "avx_vnni", "avx2"))),
         "torch_bf16_native": bf16,
         "torch_default_threads": torch_threads,
+        # a niced benchmark gets ~nothing of a core another process wants: 2-thread runs stall
+        "nice": os.nice(0),
+        "cgroup_cpu_max": _read("/sys/fs/cgroup/cpu.max"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libraries": versions,
     }
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
 
 
 def load() -> list[float]:
@@ -126,6 +138,8 @@ def run_translation(args, sizes: dict, workdir: Path) -> dict:
             "--beam-sentences", str(sizes["beam_sentences"]), "--beams", sizes["beams"],
             "--bergamot-sentences", str(sizes["bergamot_sentences"]),
             "--threads", str(args.threads), "--time-budget", str(sizes["time_budget"]),
+            "--scaling-sentences", str(sizes["scaling_sentences"]),
+            "--scaling-bergamot-sentences", str(sizes["scaling_bergamot_sentences"]),
             "--scaling", "--workdir", str(workdir / "nmt")]
     if sizes.get("engines"):
         argv += ["--engines", sizes["engines"]]
@@ -185,8 +199,8 @@ def growth(ratio_4x: float) -> tuple[float, str]:
     import math
 
     k = math.log(max(ratio_4x, 1e-9)) / math.log(4)
-    name = ("sublinear (fixed costs dominate)" if k < 0.85 else "linear" if k <= 1.2
-            else "quadratic" if k >= 1.6 else "superlinear")
+    name = ("sublinear (fixed costs dominate)" if k < 0.8 else "linear" if k <= 1.2
+            else "quadratic" if k >= 1.7 else f"superlinear (~n^{k:.1f})")
     return round(k, 2), name
 
 
@@ -260,10 +274,14 @@ def summarize(results: dict) -> tuple[list[tuple], dict]:
                          ", ".join(f"{k} {v['step_ms']:.0f} ms" for k, v in opt.items()), "", ""))
         sc = res.get("scaling", {}).get("batch_sizes")
         if sc:
+            sizes = sorted(sc, key=int)
+            ratio = (sc[sizes[0]]["steps_per_s"] / sc[sizes[-1]]["steps_per_s"]) ** (
+                2 / __import__("math").log2(int(sizes[-1]) / int(sizes[0])))  # as if 4x
+            k, name = growth(ratio)
             rows.append(("scaling", "training steps/s by batch",
-                         ", ".join(f"b{b} {r['steps_per_s']:.3f}" for b, r in sc.items()),
-                         ", ".join(f"b{b} {r['pairs_per_s']:.1f} pairs/s" for b, r in sc.items()),
-                         ""))
+                         ", ".join(f"b{b} {sc[b]['steps_per_s']:.3f}" for b in sizes),
+                         ", ".join(f"b{b} {sc[b]['pairs_per_s']:.1f} pairs/s" for b in sizes)
+                         + f"; step time k={k}", f"{name} in batch size"))
     ev = results.get("evaluation")
     if ev and "error" not in ev:
         for config, row in ev["full_evaluation"].items():
@@ -286,6 +304,10 @@ def summarize(results: dict) -> tuple[list[tuple], dict]:
                          f"max |d mAP| {q['max_map_abs_diff']:.4f}",
                          f"max |d cos| {q['max_abs_cos_diff']:.4f}",
                          "< 0.002: " + ("yes" if q["bf16_ok_under_0.002_map"] else "no")))
+        for precision, prof in (ev.get("profile") or {}).items():
+            rows.append(("evaluation", f"profile {precision} encode, top 3 ops",
+                         ", ".join(f"{o['op'].replace('aten::', '')} {100 * o['self_cpu_share']:.0f}%"
+                                   for o in prof["top_ops"][:3]), prof["what"], ""))
         if ev.get("scaling"):
             for part in ("encode", "retrieval"):
                 s = ev["scaling"][part]

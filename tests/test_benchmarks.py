@@ -98,7 +98,7 @@ def test_quick_run_writes_the_json_structure(tmp_path: Path, tiny_encoder_dir: P
     quality = evaluation["bf16_quality"]
     assert quality["questions"] > 0 and set(quality["map"]) == {"fp32", "bf16"}
     assert evaluation["scaling"]["retrieval"]["exponent"] is not None
-    assert evaluation["profile"]["top_ops"]
+    assert evaluation["profile"]["bf16"]["top_ops"]
 
     assert {"translation_ct2_ahead_of_both_peers", "training_1.2x_st_equal_settings",
             "evaluation_under_12_min"} <= set(result["goals"])
