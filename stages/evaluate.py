@@ -31,24 +31,12 @@ from hybrid_retrieval.evaluation import (KNOWN_DATASETS, PER_QUERY, evaluate_enc
 from hybrid_retrieval.experiments import BootstrapSettings, attach_confidence_intervals
 from hybrid_retrieval.io import write_json, write_parquet
 from hybrid_retrieval.resources import check_inference_memory
+from hybrid_retrieval.training import resolve_precision
 from hybrid_retrieval.stage import load_params, require, run_stage, section
 
 log = logging.getLogger("evaluate")
 
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where bf16 matmuls are native (a CUDA GPU with bf16, a CPU with
-    AVX512-BF16/AMX), else ``fp32``; ``fp32``/``bf16`` unchanged."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    try:
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    except (AttributeError, RuntimeError):  # a private helper, absent in some builds
-        return "fp32"
 
 
 def read_settings(params_path: str) -> dict:
