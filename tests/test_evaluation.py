@@ -250,7 +250,9 @@ def test_evaluate_stage_end_to_end(tmp_path: Path, tiny_encoder_dir: Path,
     assert metrics["xquad-r"]["multi"]["rank_distance"] >= 2    # 3 golds: at least 2 apart
     run = metrics["run"]
     assert run["datasets"]["xquad-r"]["encoded_texts"] == 12 + 12   # the duplicate encoded once
-    assert run["datasets"]["xquad-r"]["encoded_texts_per_s"] > 0 and run["wall_s"] > 0
+    assert run["datasets"]["xquad-r"]["encoded_texts_per_s"] > 0
+    # wall_s is rounded to 10 ms, so a fast machine may print 0.0 for this tiny set
+    assert run["wall_s"] >= run["datasets"]["xquad-r"]["encode_s"] >= 0
     assert run["device"] == "cpu" and run["threads"] == 1
     records = json.loads((tmp_path / "m/per_lang.json").read_text())
     assert len(records) == 3 * 3
