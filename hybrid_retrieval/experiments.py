@@ -23,10 +23,11 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .bootstrap import bootstrap_ci, paired_bootstrap
@@ -213,15 +214,34 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def restrict_languages(per_query: pa.Table, languages: Collection[str]) -> pa.Table:
+    """The rows of a ``PER_QUERY`` table inside one language group.
+
+    mono and cross rows are kept when both the query language and the pool language are in
+    ``languages`` (a cross pair that mixes groups belongs to neither); multi rows when the
+    query language is (their pool is every language). Macro averages are then over the
+    languages / ordered pairs of the group only.
+    """
+    wanted = pa.array(sorted(set(languages)), pa.string())
+    in_query = pc.is_in(per_query.column("lang"), value_set=wanted)
+    in_pool = pc.or_(pc.equal(per_query.column("setting"), "multi"),
+                     pc.is_in(per_query.column("pool_lang"), value_set=wanted))
+    return per_query.filter(pc.and_(in_query, in_pool))
+
+
 def compare_per_query(a: pa.Table, b: pa.Table, settings: BootstrapSettings, *,
                       names: tuple[str, str] = ("a", "b"),
-                      datasets: Sequence[str] | None = None) -> list[Comparison]:
+                      datasets: Sequence[str] | None = None,
+                      languages: Collection[str] | None = None) -> list[Comparison]:
     """Paired-bootstrap difference ``b - a`` for every headline metric, dataset and setting.
 
     Both tables have the ``PER_QUERY`` schema and the same queries (:func:`align_per_query`).
     The same resampled groups are used for both systems; p-values are two-sided
     (:func:`hybrid_retrieval.bootstrap.paired_bootstrap`) and also Holm-adjusted over all rows.
+    ``languages`` restricts both runs to one language group (:func:`restrict_languages`).
     """
+    if languages:
+        a, b = restrict_languages(a, languages), restrict_languages(b, languages)
     a_sorted, b_sorted = align_per_query(a, b, names=names)
     present = sorted(set(a_sorted.column("dataset").to_pylist()))
     wanted = [d for d in (datasets or present) if d in present]

@@ -7,6 +7,7 @@ output). Examples::
     python stages/compare.py metrics/base_per_query.parquet metrics/eval_per_query.parquet
     python stages/compare.py HEAD workspace
     python stages/compare.py exp-mix0 exp-mix1        # two finished experiments
+    python stages/compare.py HEAD qa-only --languages ar el hi ru th tr vi   # one language group
 
 Prints a Markdown table (dataset, setting, metric, A, B, B - A, 95% CI, p, Holm p);
 ``--json-out`` also writes the rows as JSON.
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--languages", nargs="+", default=None,
+                        help="one language group: mono/cross rows with both languages in it, "
+                        "multi rows with the query language in it")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
 
@@ -46,11 +50,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     b = read_per_query(args.b, args.path, repo=args.repo)
     names = (args.a if args.a.endswith(".parquet") else f"{args.a}:{path_a}",
              args.b if args.b.endswith(".parquet") else f"{args.b}:{args.path}")
-    rows = compare_per_query(a, b, settings, names=names, datasets=args.datasets)
+    rows = compare_per_query(a, b, settings, names=names, datasets=args.datasets,
+                             languages=args.languages)
+    if args.languages:
+        print(f"languages: {' '.join(sorted(args.languages))} (mono/cross: query and pool "
+              f"language both in the group; multi: query language in it)")
     print(format_comparison(rows, names, settings), end="")
     if args.json_out:
         write_json({"a": names[0], "b": names[1], "resamples": settings.resamples,
                     "seed": settings.seed, "confidence": settings.confidence,
+                    "languages": sorted(args.languages) if args.languages else None,
                     "rows": [r.as_dict() for r in rows]}, args.json_out)
 
 

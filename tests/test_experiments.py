@@ -26,7 +26,7 @@ from hybrid_retrieval.evaluation import PER_QUERY, EvalDataset, evaluate_dataset
 from hybrid_retrieval.experiments import (HEADLINE, BootstrapSettings, attach_confidence_intervals,
                                           check_comparable, collect_experiments,
                                           compare_per_query, holm, read_per_query,
-                                          sweep_records)
+                                          restrict_languages, sweep_records)
 from hybrid_retrieval.io import read_json, write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,3 +321,29 @@ def test_two_dvc_experiments_collected_and_compared(tmp_path: Path, capsys) -> N
     assert "A = mix0:metrics/eval_per_query.parquet" in out
     mono = next(line for line in out.splitlines() if line.startswith("| xquad-r | mono | map"))
     assert float(mono.split("|")[6]) > 0                  # mix 1 = less query noise: better
+
+
+def test_compare_restricted_to_a_language_group() -> None:
+    a = random_dataset(groups=40, langs=("de", "en", "th", "zh"), seed=2).per_query
+    ap = a.column("ap").to_numpy().copy()
+    th = np.array([lang == "th" or pool == "th" for lang, pool in
+                   zip(a.column("lang").to_pylist(), a.column("pool_lang").to_pylist())])
+    ap[th] = np.minimum(ap[th] + 0.2, 1.0)                            # only Thai rows improve
+    b = a.set_column(a.schema.get_field_index("ap"), "ap", pa.array(ap))
+    group = restrict_languages(a, ["de", "en", "zh"])
+    assert set(group.column("lang").to_pylist()) == {"de", "en", "zh"}
+    pools = {(s, p) for s, p in zip(group.column("setting").to_pylist(),
+                                    group.column("pool_lang").to_pylist())}
+    assert ("multi", "all") in pools and not any(p == "th" for _, p in pools)
+    assert group.num_rows == 40 * (3 * 3 + 3)          # 3 mono + 6 cross pools and multi, x3 langs
+    settings = BootstrapSettings(200, 0)
+    without = {(r.setting, r.metric): r for r in
+               compare_per_query(a, b, settings, languages=["de", "en", "zh"])}
+    assert without[("mono", "map")].difference == 0 and without[("cross", "map")].difference == 0
+    with_th = {(r.setting, r.metric): r for r in compare_per_query(a, b, settings)}
+    assert with_th[("cross", "map")].difference > 0 and with_th[("cross", "map")].low > 0
+    only_th = {(r.setting, r.metric): r for r in compare_per_query(a, b, settings,
+                                                                  languages=["th"])}
+    assert set(only_th) == {("mono", "map"), ("mono", "recall@1"), ("multi", "map"),
+                            ("multi", "map@20"), ("multi", "recall@10"),
+                            ("multi", "rank_distance")}          # no cross pair inside {th}
