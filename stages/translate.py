@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--input", default="data/squad/train.parquet")
     parser.add_argument("--out", help="default: data/translated/<lang>.parquet")
     parser.add_argument("--stats", help="default: data/translated/<lang>.stats.json")
-    parser.add_argument("--cache", default="data/translated/.cache")
+    parser.add_argument("--cache", default="data/cache/translate")
     args = parser.parse_args()
     out = Path(args.out or f"data/translated/{args.lang}.parquet")
     stats_path = Path(args.stats or out.with_suffix(".stats.json"))

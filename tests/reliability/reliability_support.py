@@ -213,9 +213,11 @@ def write_params(path: Path, params: dict[str, Any]) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 def make_workspace(folder: Path, params: dict[str, Any]) -> Path:
-    """A fresh DVC project at ``folder`` with this repository's pipeline and ``params``."""
+    """A fresh DVC project at ``folder`` with this repository's pipeline, ``.gitignore`` and
+    ``params``."""
     folder.mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
+    shutil.copy(ROOT / ".gitignore", folder / ".gitignore")     # what git tracks, as in the repo
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("stages", "hybrid_retrieval"):
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)

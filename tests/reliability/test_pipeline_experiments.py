@@ -5,6 +5,7 @@ building or the base-encoder evaluation (issues 3 and 5)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,23 @@ def test_experiment_keys_make_only_train_and_evaluate_stale(tiny_pipeline: Path,
     planned = {line.split("'")[1] for line in dry.stdout.splitlines()
                if line.startswith("Running stage")}
     assert "train" in planned and planned <= EXPERIMENT_STAGES, dry.stdout
+
+
+@needs_mirror
+def test_a_fresh_clone_of_the_finished_pipeline_is_up_to_date(tiny_pipeline: Path,
+                                                              tmp_path: Path) -> None:
+    """What `dvc exp run --queue` does: a git clone of the commit, outputs checked out of the DVC
+    cache, git-ignored local caches (translation cache, checkpoints) absent. Nothing may be stale,
+    else every queued experiment reruns that stage (it once reran build_shards, whose input
+    folder held the translation cache)."""
+    assert any((tiny_pipeline / "data/cache/translate").iterdir()), "the tiny run fills the cache"
+    source = copy_workspace(tiny_pipeline, tmp_path / "src")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=source, check=True)
+    subprocess.run([*git, "commit", "-qm", "finished run"], cwd=source, check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
+    assert not (clone / "data/cache").exists()
+    dvc(clone, "cache", "dir", str(source / ".dvc/cache"))
+    dvc(clone, "checkout")
+    assert _stale_stages(clone) == set()

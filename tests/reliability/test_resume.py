@@ -46,14 +46,14 @@ def _killed_repro(workspace: Path, target: str, marker: Path, **hook) -> None:
 def test_translate_killed_mid_way_resumes_without_retranslating(tiny_pipeline: Path,
                                                                 tmp_path: Path) -> None:
     workspace = copy_workspace(tiny_pipeline, tmp_path / "ws")
-    translated = workspace / "data/translated"
-    shutil.rmtree(translated / ".cache")
+    translated, cache = workspace / "data/translated", workspace / "data/cache/translate"
+    shutil.rmtree(cache)
     _set(workspace, "translate", cache_chunk=10)  # 90 distinct segments: 9 chunks
 
     _killed_repro(workspace, "translate@pt", tmp_path / "paused", HR_HOOK_PAUSE_AFTER_CHUNKS="3")
     assert not (translated / "pt.parquet").exists()  # deleted by dvc, not half-written
     assert not (translated / "pt.stats.json").exists()
-    assert len(list(translated.glob(".cache/en-pt/*/part-*.parquet"))) == 3
+    assert len(list(cache.glob("en-pt/*/part-*.parquet"))) == 3
 
     done = dvc(workspace, "repro", "translate@pt")
     assert "90 distinct segments (30 cached, 60 translated" in done.stdout, done.stdout
