@@ -8,6 +8,7 @@ sweep has finished::
 
     python stages/collect_sweep.py                       # HEAD's experiments
     python stages/collect_sweep.py --all-commits         # experiments of every commit
+    python stages/collect_sweep.py --rev cbc8f86 --names mix0 mix0.25 mix0.75 mix1
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from hybrid_retrieval.stage import run_stage
 log = logging.getLogger("collect_sweep")
 
 
-def exp_show_json(all_commits: bool, repo: str) -> list:
-    """``dvc exp show --json`` of ``repo`` (``-A`` with ``all_commits``)."""
-    cmd = ["dvc", "exp", "show", "--json"] + (["-A"] if all_commits else [])
+def exp_show_json(all_commits: bool, repo: str, rev: str | None = None) -> list:
+    """``dvc exp show --json`` of ``repo`` (``-A`` with ``all_commits``, ``--rev`` with ``rev``)."""
+    cmd = (["dvc", "exp", "show", "--json"] + (["-A"] if all_commits else [])
+           + (["--rev", rev] if rev else []))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
     if proc.returncode != 0:
         raise PipelineError(f"{' '.join(cmd)} failed: {one_line(proc.stderr)[-500:]}")
@@ -45,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--exp-show-json", default=None,
                         help="saved `dvc exp show --json` output (default: run it)")
     parser.add_argument("--all-commits", action="store_true", help="dvc exp show -A")
+    parser.add_argument("--rev", default=None,
+                        help="the commit whose experiments to collect (dvc exp show --rev)")
+    parser.add_argument("--names", nargs="+", default=None,
+                        help="keep only these experiments (and commits), e.g. one sweep's points")
     parser.add_argument("--include-workspace", action="store_true")
     parser.add_argument("--repo", default=".")
     parser.add_argument("--metrics-file", default="metrics/eval.json")
@@ -54,9 +60,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     data = (read_json(args.exp_show_json) if args.exp_show_json
-            else exp_show_json(args.all_commits, args.repo))
+            else exp_show_json(args.all_commits, args.repo, args.rev))
     experiments = collect_experiments(data, metrics_file=args.metrics_file,
                                       include_workspace=args.include_workspace)
+    if args.names:
+        missing = sorted(set(args.names) - {e.name for e in experiments})
+        if missing:
+            raise PipelineError(f"--names: no finished experiment named {missing} (finished: "
+                                f"{sorted(e.name for e in experiments if not e.is_commit)})")
+        experiments = [e for e in experiments if e.is_commit or e.name in args.names]
     if not experiments:
         raise PipelineError(f"no finished experiment with {args.metrics_file} in the dvc exp "
                             f"show output (queued or running ones are skipped)")

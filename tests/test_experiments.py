@@ -231,6 +231,18 @@ def test_collect_sweep_stage_on_fake_exp_show(tmp_path: Path, capsys) -> None:
     assert check_comparable(records) == []
 
 
+def test_collect_sweep_keeps_only_the_named_experiments(tmp_path: Path, capsys) -> None:
+    (tmp_path / "exp.json").write_text(json.dumps(fake_exp_show()))
+    collect = load_stage("collect_sweep").main
+    base = ["--exp-show-json", str(tmp_path / "exp.json"), "--out", str(tmp_path / "sweep.json"),
+            "--png", ""]
+    collect(base + ["--names", "mix1"])
+    assert "2 experiments (main, mix1)" in capsys.readouterr().out
+    assert {r["experiment"] for r in read_json(tmp_path / "sweep.json")} == {"main", "mix1"}
+    with pytest.raises(PipelineError, match=r"no finished experiment named \['broken'\]"):
+        collect(base + ["--names", "mix1", "broken"])
+
+
 def test_collector_skips_unfinished_and_flags_incomparable_points() -> None:
     exps = collect_experiments(fake_exp_show(steps_of_b=50), include_workspace=True)
     assert [e.name for e in exps] == ["workspace", "main", "mix0", "mix1"]
