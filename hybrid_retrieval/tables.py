@@ -2,7 +2,8 @@
 
 :func:`results_markdown` builds the README "Results" section from ``metrics/base.json`` (the
 base encoder), ``metrics/eval.json`` (the default run), ``metrics/sweep.json`` (finished
-experiments, :func:`hybrid_retrieval.experiments.sweep_records`) and the published numbers in
+experiments, :func:`hybrid_retrieval.experiments.sweep_records`), saved ``stages/compare.py
+--json-out`` outputs (ablations: paired differences with CIs) and the published numbers in
 :data:`PUBLISHED` (other models, other training data: shown apart and labelled as such).
 :func:`replace_block` puts it between ``<!-- results:begin -->`` / ``<!-- results:end -->``.
 """
@@ -154,9 +155,38 @@ def sweep_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _diff_with_ci(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    mark = "**" if row["low"] > 0 or row["high"] < 0 else ""      # CI excludes 0
+    return (f"{mark}{row['difference']:+.3f}{mark} "
+            f"[{row['low']:+.3f}, {row['high']:+.3f}]")
+
+
+def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
+    """One row per saved comparison and dataset: B - A in mAP [95% CI] per setting.
+
+    ``comparisons`` are ``stages/compare.py --json-out`` files (keys ``label``, ``a``, ``b``,
+    ``languages``, ``rows``); a difference whose CI excludes 0 is printed in bold.
+    """
+    header = ["B - A", "languages", "dataset"] + [f"{s} mAP" for s in SETTINGS]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for comp in comparisons:
+        label = comp.get("label") or f"{comp['b']} - {comp['a']}"
+        languages = " ".join(comp["languages"]) if comp.get("languages") else "all"
+        by_key = {(r["dataset"], r["setting"], r["metric"]): r for r in comp["rows"]}
+        datasets = [d for d in KNOWN_DATASETS if any(k[0] == d for k in by_key)]
+        for dataset in datasets:
+            cells = [label, languages, DATASET_TITLES.get(dataset, dataset)] + [
+                _diff_with_ci(by_key.get((dataset, s, "map"))) for s in SETTINGS]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def results_markdown(*, base: dict[str, Any] | None, default: dict[str, Any] | None,
                      params: dict[str, Any] | None = None,
-                     sweep: Sequence[dict[str, Any]] | None = None) -> str:
+                     sweep: Sequence[dict[str, Any]] | None = None,
+                     comparisons: Sequence[dict[str, Any]] | None = None) -> str:
     """The whole results section (without the begin/end markers)."""
     params = params or {}
     train = params.get("train", {})
@@ -182,6 +212,13 @@ def results_markdown(*, base: dict[str, Any] | None, default: dict[str, Any] | N
         parts += ["**Sweep** (finished DVC experiments, `metrics/sweep.json`; rows with a "
                   "max_groups value are on a seeded evaluation subset and compare only with "
                   "each other):", "", sweep_table(sweep), ""]
+    if comparisons:
+        boot_c = comparisons[0]
+        parts += [f"**Ablations** (paired bootstrap over parallel questions, "
+                  f"{boot_c.get('resamples', '?')} resamples, seed {boot_c.get('seed', '?')}: "
+                  f"B - A in mAP [95% CI], bold where the CI excludes 0; saved "
+                  f"`stages/compare.py --json-out` files):", "",
+                  comparison_table(comparisons), ""]
     translate = params.get("translate", {})
     training = (f"{params.get('prepare', {}).get('max_questions', '?')} SQuAD v1.1 questions, "
                 f"machine-translated en->{'/'.join(translate.get('languages', []))} "

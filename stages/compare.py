@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="one language group: mono/cross rows with both languages in it, "
                         "multi rows with the query language in it")
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--label", default=None, help="what B - A measures, stored in the JSON "
+                        "(results_tables shows it), e.g. '+ aligned domain pairs'")
     args = parser.parse_args(argv)
 
     settings = BootstrapSettings(args.resamples, args.seed, args.confidence)
@@ -57,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"language both in the group; multi: query language in it)")
     print(format_comparison(rows, names, settings), end="")
     if args.json_out:
-        write_json({"a": names[0], "b": names[1], "resamples": settings.resamples,
+        write_json({"a": names[0], "b": names[1], "label": args.label,
+                    "resamples": settings.resamples,
                     "seed": settings.seed, "confidence": settings.confidence,
                     "languages": sorted(args.languages) if args.languages else None,
                     "rows": [r.as_dict() for r in rows]}, args.json_out)

@@ -24,14 +24,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--base", default="metrics/base.json")
     parser.add_argument("--eval", default="metrics/eval.json")
     parser.add_argument("--sweep", default="metrics/sweep.json")
+    parser.add_argument("--comparisons", nargs="*", default=None,
+                        help="compare.py --json-out files, in table order (default: "
+                        "metrics/ablations/*.json, sorted)")
     parser.add_argument("--update", default=None, help="Markdown file whose results block "
                         "is replaced")
     args = parser.parse_args(argv)
 
     def optional(path: str):
         return read_json(path) if Path(path).is_file() else None
+    comparison_files = (args.comparisons if args.comparisons is not None
+                        else sorted(Path("metrics/ablations").glob("*.json")))
     text = results_markdown(base=optional(args.base), default=optional(args.eval),
-                            params=load_params(args.params), sweep=optional(args.sweep))
+                            params=load_params(args.params), sweep=optional(args.sweep),
+                            comparisons=[read_json(p) for p in comparison_files])
     if args.update:
         target = Path(args.update)
         target.write_text(replace_block(target.read_text(encoding="utf-8"), text),

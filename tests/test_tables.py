@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from hybrid_retrieval.io import write_json
-from hybrid_retrieval.tables import (BEGIN, END, PUBLISHED, map_table, published_table,
-                                     replace_block, results_markdown, sweep_table)
+from hybrid_retrieval.tables import (BEGIN, END, PUBLISHED, comparison_table, map_table,
+                                     published_table, replace_block, results_markdown,
+                                     sweep_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +90,32 @@ def test_results_tables_stage_updates_a_readme(tmp_path: Path, capsys) -> None:
     readme.write_text(f"# x\n{BEGIN}\n{END}\n")
     stage.main(["--params", str(tmp_path / "params.yaml"), "--base", str(tmp_path / "base.json"),
                 "--eval", str(tmp_path / "none.json"), "--sweep", str(tmp_path / "none.json"),
-                "--update", str(readme)])
+                "--comparisons", "--update", str(readme)])
     text = readme.read_text()
     assert "| base encoder (no training) | 0.800" in text and "default run" not in text
     assert text.startswith(f"# x\n{BEGIN}\n") and text.endswith(f"{END}\n")
+
+
+def comparison(label: str | None, languages: list[str] | None, mono: tuple[float, float, float]
+               ) -> dict:
+    def row(setting: str, diff: float, low: float, high: float) -> dict:
+        return {"dataset": "xquad-r", "setting": setting, "metric": "map", "a": 0.5,
+                "b": 0.5 + diff, "difference": diff, "low": low, "high": high}
+    return {"a": "qa-only:m.parquet", "b": "HEAD:m.parquet", "label": label,
+            "languages": languages, "resamples": 1000, "seed": 13,
+            "rows": [row("mono", *mono), row("cross", 0.0, -0.01, 0.01),
+                     row("multi", -0.02, -0.03, -0.01)]}
+
+
+def test_comparison_table_marks_intervals_that_exclude_zero() -> None:
+    table = comparison_table([comparison("+ domain", ["ar", "th"], (0.012, 0.004, 0.02)),
+                              comparison(None, None, (0.001, -0.004, 0.006))]).splitlines()
+    assert table[0] == "| B - A | languages | dataset | mono mAP | cross mAP | multi mAP |"
+    assert table[2] == ("| + domain | ar th | XQuAD-R | **+0.012** [+0.004, +0.020] | "
+                        "+0.000 [-0.010, +0.010] | **-0.020** [-0.030, -0.010] |")
+    assert table[3].startswith("| HEAD:m.parquet - qa-only:m.parquet | all | XQuAD-R | "
+                               "+0.001 [-0.004, +0.006] |")
+    text = results_markdown(base=report(0.8), default=None, params=PARAMS,
+                            comparisons=[comparison("+ domain", None, (0.01, 0.0, 0.02))])
+    assert "**Ablations** (paired bootstrap over parallel questions, 1000 resamples, seed 13" \
+        in text and "| + domain | all | XQuAD-R |" in text
