@@ -167,16 +167,19 @@ def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
     """One row per saved comparison and dataset: B - A in mAP [95% CI] per setting.
 
     ``comparisons`` are ``stages/compare.py --json-out`` files (keys ``label``, ``a``, ``b``,
-    ``languages``, ``rows``); a difference whose CI excludes 0 is printed in bold.
+    ``languages``, ``languages_by_dataset``, ``rows``); a restricted comparison lists the
+    languages each dataset actually had; a difference whose CI excludes 0 is printed in bold.
     """
     header = ["B - A", "languages", "dataset"] + [f"{s} mAP" for s in SETTINGS]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for comp in comparisons:
         label = comp.get("label") or f"{comp['b']} - {comp['a']}"
-        languages = " ".join(comp["languages"]) if comp.get("languages") else "all"
         by_key = {(r["dataset"], r["setting"], r["metric"]): r for r in comp["rows"]}
         datasets = [d for d in KNOWN_DATASETS if any(k[0] == d for k in by_key)]
         for dataset in datasets:
+            present = comp.get("languages_by_dataset", {}).get(dataset)
+            languages = (" ".join(present or comp["languages"]) if comp.get("languages")
+                         else "all")
             cells = [label, languages, DATASET_TITLES.get(dataset, dataset)] + [
                 _diff_with_ci(by_key.get((dataset, s, "map"))) for s in SETTINGS]
             lines.append("| " + " | ".join(cells) + " |")

@@ -18,10 +18,22 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+import pyarrow as pa
+
 from hybrid_retrieval.experiments import (BootstrapSettings, compare_per_query,
-                                          format_comparison, read_per_query)
+                                          format_comparison, read_per_query,
+                                          restrict_languages)
 from hybrid_retrieval.io import write_json
 from hybrid_retrieval.stage import run_stage
+
+
+def languages_by_dataset(per_query: pa.Table) -> dict[str, list[str]]:
+    """The query languages each dataset of a ``PER_QUERY`` table has."""
+    found: dict[str, set[str]] = {}
+    for dataset, lang in zip(per_query.column("dataset").to_pylist(),
+                             per_query.column("lang").to_pylist()):
+        found.setdefault(dataset, set()).add(lang)
+    return {dataset: sorted(langs) for dataset, langs in found.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "resamples": settings.resamples,
                     "seed": settings.seed, "confidence": settings.confidence,
                     "languages": sorted(args.languages) if args.languages else None,
+                    "languages_by_dataset": languages_by_dataset(
+                        restrict_languages(a, args.languages) if args.languages else a),
                     "rows": [r.as_dict() for r in rows]}, args.json_out)
 
 

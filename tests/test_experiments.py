@@ -137,6 +137,19 @@ def test_compare_finds_a_planted_difference(tmp_path: Path, capsys) -> None:
     assert table[0].endswith("| 0.002 | 0.016 |")
 
 
+def test_compare_stage_language_group_json(tmp_path: Path, capsys) -> None:
+    path_a, path_b, _ = per_query_pair(tmp_path)                   # languages de, en, zh
+    load_stage("compare").main([str(path_a), str(path_b), "--resamples", "50",
+                                "--languages", "zh", "de", "ko", "--label", "B vs A",
+                                "--json-out", str(tmp_path / "diff.json")])
+    assert capsys.readouterr().out.startswith("languages: de ko zh (mono/cross: query and pool")
+    saved = read_json(tmp_path / "diff.json")
+    assert saved["label"] == "B vs A" and saved["languages"] == ["de", "ko", "zh"]
+    assert saved["languages_by_dataset"] == {"xquad-r": ["de", "zh"]}
+    mono = next(r for r in saved["rows"] if (r["setting"], r["metric"]) == ("mono", "map"))
+    assert mono["difference"] == pytest.approx(0.1)
+
+
 def test_compare_null_difference_covers_zero(tmp_path: Path) -> None:
     a = random_dataset(groups=60, seed=0).per_query
     ap = a.column("ap").to_numpy()

@@ -108,7 +108,9 @@ def comparison(label: str | None, languages: list[str] | None, mono: tuple[float
 
 
 def test_comparison_table_marks_intervals_that_exclude_zero() -> None:
-    table = comparison_table([comparison("+ domain", ["ar", "th"], (0.012, 0.004, 0.02)),
+    restricted = comparison("+ domain", ["ar", "ko", "th"], (0.012, 0.004, 0.02))
+    restricted["languages_by_dataset"] = {"xquad-r": ["ar", "th"]}      # no ko in XQuAD-R
+    table = comparison_table([restricted,
                               comparison(None, None, (0.001, -0.004, 0.006))]).splitlines()
     assert table[0] == "| B - A | languages | dataset | mono mAP | cross mAP | multi mAP |"
     assert table[2] == ("| + domain | ar th | XQuAD-R | **+0.012** [+0.004, +0.020] | "
