@@ -18,9 +18,9 @@ compare HEAD qa-only --path-a metrics/base_per_query.parquet \
     --label "QA only (domain_ratio 0) - base encoder" --json-out "$out/1-qa-only-vs-base.json"
 for group in all domain other; do
   case $group in
-    all) langs=(); suffix="" ;;
-    domain) langs=(--languages $DOMAIN_LANGS); suffix="-domain-langs" ;;
-    other) langs=(--languages $OTHER_LANGS); suffix="-other-langs" ;;
+    all) langs=(); suffix="-a-all" ;;
+    domain) langs=(--languages $DOMAIN_LANGS); suffix="-b-domain-langs" ;;
+    other) langs=(--languages $OTHER_LANGS); suffix="-c-other-langs" ;;
   esac
   compare qa-only domain-mono "${langs[@]}" --label "+ monolingual domain text - QA only" \
       --json-out "$out/2-domain-mono-vs-qa-only$suffix.json"
