@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import random
-import resource
 import statistics
 import sys
 import time
@@ -53,6 +52,7 @@ from hybrid_retrieval.encoder import (encode_texts, load_encoder,  # noqa: E402
                                       token_budget_batches)
 from hybrid_retrieval.evaluation import EvalDataset, evaluate_dataset, load_eval_dataset  # noqa: E402
 from hybrid_retrieval.stage import load_params  # noqa: E402
+from peak_memory import peak_rss_mb  # noqa: E402
 
 DATASETS = ("xquad-r", "mlqa-r")
 PRECISIONS = ("fp32", "bf16")
@@ -62,16 +62,6 @@ GOAL_S = 12 * 60
 def config_name(precision: str, threads: int) -> str:
     return f"{precision}-t{threads}"
 
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process, MiB (VmHWM: not inherited across fork+exec)."""
-    try:
-        for line in open("/proc/self/status", encoding="ascii"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def precision_context(precision: str):

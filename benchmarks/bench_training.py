@@ -32,12 +32,13 @@ import importlib.util
 import itertools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from peak_memory import peak_rss_mb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -56,17 +57,6 @@ ABLATION_MODES = (
     ("ours-fp32-chunked", "ours", "fp32", "chunked"),
 )
 
-
-def rss_mb() -> float:
-    """Peak resident set size of this process so far, MiB: VmHWM (unlike ru_maxrss, not carried
-    over from the parent across fork+exec)."""
-    try:
-        for line in open("/proc/self/status", encoding="ascii"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def training_rows(spec: dict) -> tuple[list[list[str]], list[list[str]]]:
@@ -151,7 +141,7 @@ def run_ours(spec: dict, batches) -> dict:
 
     config, device = config_for(spec), torch.device("cpu")
     model, tokenizer = load_encoder(spec["base_encoder"], device)
-    loaded = rss_mb()
+    loaded = peak_rss_mb()
     trainable = prepare_model(model, freeze_word_embeddings=True)
     optimizer = build_optimizer(model, config, device)
     dual, criterion = DualEncoder(model), InfoNCELoss(0.05)
@@ -194,7 +184,7 @@ def run_st(spec: dict, batches) -> dict:
 
     config, device = config_for(spec), torch.device("cpu")
     model = load_st(spec)
-    loaded = rss_mb()
+    loaded = peak_rss_mb()
     model.train()
     optimizer = build_optimizer(model, config, device)
     criterion = MultipleNegativesRankingLoss(model, scale=1 / 0.05)
@@ -223,7 +213,7 @@ def run_st_trainer(spec: dict, batches) -> dict:
 
     precision = resolve_precision(spec["precision"], torch.device("cpu"))
     model = load_st(spec)
-    loaded = rss_mb()
+    loaded = peak_rss_mb()
     queries, passages = batches
     dataset = Dataset.from_dict({"anchor": [q for b in queries for q in b],
                                  "positive": [p for b in passages for p in b]})
@@ -386,7 +376,7 @@ def worker(variant: str, spec: dict) -> dict:
     result = {"ours": run_ours, "ours-chunked": run_ours, "st": run_st,
               "st-trainer": run_st_trainer, "ablation": run_ablation,
               "scaling": run_scaling}[variant](spec, batches)
-    result["peak_rss_mb"] = rss_mb()
+    result["peak_rss_mb"] = peak_rss_mb()
     if variant in ("ablation", "scaling"):
         return result
     if "times" in result:

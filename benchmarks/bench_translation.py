@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -99,14 +100,6 @@ def source_ids(sentences: int, length: int) -> list[list[int]]:
     return [[rng.randrange(2, VOCAB_SIZE - 1) for _ in range(length)] + [1]
             for _ in range(sentences)]
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
-    parent across fork+exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def sentence_count(engine: str, args: argparse.Namespace) -> int:
