@@ -29,11 +29,8 @@ from hybrid_retrieval.stage import run_stage
 
 def languages_by_dataset(per_query: pa.Table) -> dict[str, list[str]]:
     """The query languages each dataset of a ``PER_QUERY`` table has."""
-    found: dict[str, set[str]] = {}
-    for dataset, lang in zip(per_query.column("dataset").to_pylist(),
-                             per_query.column("lang").to_pylist()):
-        found.setdefault(dataset, set()).add(lang)
-    return {dataset: sorted(langs) for dataset, langs in found.items()}
+    grouped = per_query.group_by("dataset").aggregate([("lang", "distinct")]).to_pylist()
+    return {row["dataset"]: sorted(row["lang_distinct"]) for row in grouped}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
