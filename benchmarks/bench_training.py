@@ -136,8 +136,9 @@ def run_ours(spec: dict, batches) -> dict:
 
     from hybrid_retrieval.encoder import load_encoder
     from hybrid_retrieval.losses import InfoNCELoss
-    from hybrid_retrieval.training import (DualEncoder, _autocast, build_optimizer, prepare_model,
-                                           resolve_precision, tokenize)
+    from hybrid_retrieval.encoder import DualEncoder, tokenize
+    from hybrid_retrieval.precision import autocast as _autocast, resolve_precision
+    from hybrid_retrieval.training import build_optimizer, prepare_model
 
     config, device = config_for(spec), torch.device("cpu")
     model, tokenizer = load_encoder(spec["base_encoder"], device)
@@ -180,7 +181,8 @@ def run_st(spec: dict, batches) -> dict:
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hybrid_retrieval.training import _autocast, build_optimizer, resolve_precision
+    from hybrid_retrieval.precision import autocast as _autocast, resolve_precision
+    from hybrid_retrieval.training import build_optimizer
 
     config, device = config_for(spec), torch.device("cpu")
     model = load_st(spec)
@@ -209,7 +211,7 @@ def run_st_trainer(spec: dict, batches) -> dict:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hybrid_retrieval.training import resolve_precision
+    from hybrid_retrieval.precision import resolve_precision
 
     precision = resolve_precision(spec["precision"], torch.device("cpu"))
     model = load_st(spec)
@@ -241,7 +243,9 @@ def run_ablation(spec: dict, batches) -> dict:
 
     from hybrid_retrieval.encoder import load_encoder
     from hybrid_retrieval.losses import InfoNCELoss
-    from hybrid_retrieval.training import _autocast, build_optimizer, prepare_model, tokenize
+    from hybrid_retrieval.encoder import tokenize
+    from hybrid_retrieval.precision import autocast as _autocast
+    from hybrid_retrieval.training import build_optimizer, prepare_model
 
     config, device = config_for(spec), torch.device("cpu")
     ours, tokenizer = load_encoder(spec["base_encoder"], device)
@@ -329,8 +333,9 @@ def run_scaling(spec: dict, batches) -> dict:
 
     from hybrid_retrieval.encoder import load_encoder
     from hybrid_retrieval.losses import InfoNCELoss
-    from hybrid_retrieval.training import (DualEncoder, _autocast, build_optimizer, prepare_model,
-                                           resolve_precision, tokenize)
+    from hybrid_retrieval.encoder import DualEncoder, tokenize
+    from hybrid_retrieval.precision import autocast as _autocast, resolve_precision
+    from hybrid_retrieval.training import build_optimizer, prepare_model
 
     config, device = config_for(spec), torch.device("cpu")
     model, tokenizer = load_encoder(spec["base_encoder"], device)

@@ -5,8 +5,10 @@ Engines (:data:`ENGINES`): the two Transformers peers (``generate``, ``--batch-s
 per call; ``hf-dynamic-int8-b64`` the int8 peer at 64), CTranslate2 int8 and float32 at the
 peers' batch size, CTranslate2 with the translate stage's own settings (``params.yaml``:
 ``batch_type=tokens``, 2048 source tokens per batch, 1 x 2 threads) and ``ct2-int8-tuned``
-(2048-token batches, 2 x 1 threads, ``CT2_FORCE_CPU_ISA=AVX512``: CTranslate2 picks AVX2 for its
-own kernels on AMD CPUs). The peers also run with 1 torch thread (``-t1``): on a shared machine
+(2048-token batches, 2 x 1 threads, and ``CT2_FORCE_CPU_ISA`` set by :func:`ct2_cpu_isa`:
+CTranslate2 picks AVX2 for its own kernels on AMD CPUs, so the tuned engine asks for AVX512 where
+the CPU has it, and for AVX2 when torch is capped to AVX2 (``ATEN_CPU_CAPABILITY=avx2`` /
+``ONEDNN_MAX_CPU_ISA=AVX2``, the simulated AVX2 machine); never an ISA the CPU lacks). The peers also run with 1 torch thread (``-t1``): on a shared machine
 a 2-thread torch process stalls at every intra-op barrier while another process holds a core;
 a Transformers run stops starting new batches after ``--time-budget`` seconds. CTranslate2 engines translate ``--sentences`` sentences; the slower
 Transformers peers ``--peer-sentences`` of them (tokens/s is per generated token either way).
@@ -39,6 +41,25 @@ from peak_memory import peak_rss_mb
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VOCAB_SIZE = 32000
+
+
+def ct2_cpu_isa(environ=os.environ, cpuinfo: str | None = None) -> dict[str, str]:
+    """``{"CT2_FORCE_CPU_ISA": ...}`` for the tuned engine: ``AVX2`` when this run simulates an
+    AVX2-only CPU (torch/oneDNN capped by the env vars above), ``AVX512`` where the CPU has
+    AVX-512 (F, BW, VL, DQ), else nothing (CTranslate2 picks)."""
+    if environ.get("ATEN_CPU_CAPABILITY", "").lower() in ("avx2", "default") or \
+            environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith(("AVX2", "SSE")):
+        return {"CT2_FORCE_CPU_ISA": "AVX2"}
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), set())
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return {"CT2_FORCE_CPU_ISA": "AVX512"}
+    return {}
 #: name -> settings; ct2 "batch": None = --batch-size examples, else source tokens per batch.
 ENGINES = {
     "hf-fp32": {"kind": "hf"},
@@ -51,7 +72,7 @@ ENGINES = {
     "ct2-int8-stage": {"kind": "ct2", "compute_type": "int8", "tokens": 2048, "inter": 1,
                        "intra": 2},
     "ct2-int8-tuned": {"kind": "ct2", "compute_type": "int8", "tokens": 2048, "inter": 2,
-                       "intra": 1, "env": {"CT2_FORCE_CPU_ISA": "AVX512"}},
+                       "intra": 1, "env": ct2_cpu_isa()},
 }
 #: engines timed with beam 4 too (the others greedy only: beam search is 3-4x slower)
 BEAM_ENGINES = ("hf-fp32-t1", "hf-dynamic-int8-t1", "ct2-int8", "ct2-int8-tuned")

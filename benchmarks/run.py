@@ -5,7 +5,10 @@
 
 Prints one table and writes a JSON file with the machine (CPU model and ISA flags, cores, RAM,
 GPU, library versions), the load average before and after every section, every measurement and
-the goals of issue 9. Each section is a module of this folder, usable alone:
+the goal verdicts of issue 9 (``verdicts``) and
+the flat ``goals`` block of issue 12 (``isa``, CT2 vs HF, train vs MNRL, measured evaluation,
+experiment and no-op repro times; the last three read from ``--eval-metrics`` and the
+``benchmarks/time_pipeline.py`` records in ``--timings``). Each section is a module of this folder, usable alone:
 
 * ``bench_translation.py``: CTranslate2 (several settings) vs Transformers ``generate`` fp32 and
   dynamic int8 on a random opus-mt-shaped Marian model, greedy and beam 4; Bergamot words/s;
@@ -340,6 +343,73 @@ def summarize(results: dict) -> tuple[list[tuple], dict]:
     return rows, goals
 
 
+def _stage_ablation_ratio(training: dict) -> tuple[float | None, str]:
+    """st step / our step at the train stage's own settings (separate padding, the precision
+    ``train.precision: auto`` resolves to here), from the paired ablation."""
+    import torch
+
+    from hybrid_retrieval.precision import resolve_precision
+
+    modes = training.get("results", {}).get("ablation", {}).get("modes", {})
+    precision = resolve_precision("auto", torch.device("cpu"))
+    ours, st = modes.get(f"ours-{precision}"), modes.get(f"st-{precision}")
+    if not ours or not st:
+        return None, f"ablation lacks ours-{precision} / st-{precision}"
+    return round(st["step_s"] / ours["step_s"], 2), f"ours-{precision} vs st-{precision}, paired"
+
+
+def _eval_two_sets_minutes(eval_metrics: Path | None, isa: str) -> tuple[float | None, str]:
+    """Measured encode + retrieval minutes of XQuAD-R + MLQA-R in an ``evaluate`` stage's own run
+    block (its backend and precision), if that run was on this ISA."""
+    if eval_metrics is None or not eval_metrics.is_file():
+        return None, f"{eval_metrics}: no evaluate output"
+    run = json.loads(eval_metrics.read_text()).get("run", {})
+    datasets = run.get("datasets", {})
+    if run.get("isa") != isa or not {"xquad-r", "mlqa-r"} <= set(datasets):
+        return None, f"{eval_metrics}: run on {run.get('isa')}, not {isa}, or lacks a set"
+    seconds = sum(datasets[d]["encode_s"] + datasets[d]["retrieval_s"] for d in ("xquad-r",
+                                                                                 "mlqa-r"))
+    return round(seconds / 60, 1), (f"{eval_metrics} run block ({run.get('precision')}, "
+                                    f"{run.get('threads')} threads), measured")
+
+
+def _timed_minutes(timings: list[Path], isa: str, kind: str) -> tuple[float | None, str]:
+    """Wall minutes of the newest ``time_pipeline.py`` record of ``kind`` (``exp run`` or
+    ``repro``) on this ISA."""
+    for path in sorted(timings, key=lambda p: p.stat().st_mtime, reverse=True):
+        record = json.loads(path.read_text())
+        command = " ".join(record.get("command", []))
+        if kind in command and record["machine"]["isa"] == isa and record["returncode"] == 0:
+            return round(record["wall_s"] / 60, 1), f"{path} ({command})"
+    return None, f"no {kind!r} record on {isa} in --timings"
+
+
+def flat_goals(results: dict, timings: list[Path], eval_metrics: Path | None) -> tuple[dict, dict]:
+    """The flat ``goals`` block (issue 12) and where each value comes from."""
+    import torch
+
+    isa = torch.backends.cpu.get_cpu_capability()
+    goals: dict = {"isa": isa}
+    sources: dict = {"isa": "torch.backends.cpu.get_cpu_capability()"}
+    greedy = results.get("translation", {}).get("marian_opus_mt_shape", {})
+    stage = greedy.get("ct2-int8-stage", {})
+    for key, field in (("translate_ct2_vs_hf_fp32", "x_hf_fp32"),
+                       ("translate_ct2_vs_hf_int8", "x_hf_dynamic_int8")):
+        goals[key] = round(stage[field], 2) if field in stage else None
+        sources[key] = "ct2-int8-stage (params.yaml settings), greedy, medians"
+    goals["train_vs_sentence_transformers"], sources["train_vs_sentence_transformers"] = \
+        _stage_ablation_ratio(results.get("training", {}))
+    goals["eval_two_sets_minutes"], sources["eval_two_sets_minutes"] = \
+        _eval_two_sets_minutes(eval_metrics, isa)
+    goals["experiment_minutes"], sources["experiment_minutes"] = \
+        _timed_minutes(timings, isa, "exp run")
+    noop = results.get("pipeline", {}).get("noop_repro", {}).get("median_s")
+    goals["noop_repro_seconds"] = round(noop, 2) if noop is not None else None
+    sources["noop_repro_seconds"] = "pipeline section, tiny workspace, median"
+    goals["repro_minutes"], sources["repro_minutes"] = _timed_minutes(timings, isa, "dvc repro")
+    return goals, sources
+
+
 def print_table(rows: list[tuple], header: str) -> None:
     widths = [max(len(str(r[i])) for r in rows) if rows else 0 for i in range(5)]
     widths = [max(w, len(h)) for w, h in zip(widths, ("section", "item", "value", "vs", "goal"))]
@@ -370,7 +440,14 @@ def main(argv: list[str] | None = None) -> dict:
                         help="default: params.yaml train.torch_threads (0 = all cores)")
     parser.add_argument("--tiny-models", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--timings", type=Path, nargs="*", default=None,
+                        help="benchmarks/time_pipeline.py records (default: metrics/timings/*.json)")
+    parser.add_argument("--eval-metrics", type=Path, default=REPO / "metrics/eval.json",
+                        help="an evaluate stage's output whose run block gives the measured "
+                        "two-set evaluation time")
     args = parser.parse_args(argv)
+    if args.timings is None:
+        args.timings = sorted((REPO / "metrics/timings").glob("*.json"))
 
     mode = "quick" if args.quick else "full"
     out = args.out if args.out is not None else (None if args.quick else REPO / "metrics/bench.json")
@@ -410,8 +487,12 @@ def main(argv: list[str] | None = None) -> dict:
         results["section_wall_s"][name] = round(time.perf_counter() - section_start, 1)
         results["load_average"][f"after_{name}"] = load()
     results["wall_s"] = round(time.perf_counter() - started, 1)
-    rows, goals = summarize(results)
-    results["goals"] = goals
+    rows, verdicts = summarize(results)
+    results["verdicts"] = verdicts
+    results["goals"], results["goal_sources"] = flat_goals(results, args.timings,
+                                                           args.eval_metrics)
+    rows += [("goals", key, str(value), results["goal_sources"][key], "")
+             for key, value in results["goals"].items()]
     results["table"] = [list(r) for r in rows]
     cpu = results["machine"]
     print_table(rows, f"{cpu['cpu_model']}, {cpu['logical_cores']} cores, {cpu['ram_gib']} GiB, "

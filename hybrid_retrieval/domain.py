@@ -57,13 +57,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from .debian_faq import count_words
 from .debian_reference import (Heading, Paragraph, chapter_files, chapter_headings,
                                chapter_paragraphs, debian_language_dir)
 from .errors import PipelineError
 from .io import read_parquet
+from .progress import track
 from .schemas import DOMAIN_PAIRS, EVAL_CANDIDATES, EVAL_QUESTIONS, SHARD
 from .shards import CROSS, MONO, pair_kind
 from .sources import locate
@@ -705,7 +705,7 @@ def _views(config: DomainConfig, mirror: str | os.PathLike, download_dir: str | 
     english_blocks = {doc: make_blocks(doc, ch.paragraphs, config.block_max_words)
                       for doc, ch in english.items()}
     views: dict[str, dict[str, LanguageView]] = {}
-    for lang in tqdm(config.languages, desc="debian reference", unit="language"):
+    for lang in track(config.languages, desc="debian reference", unit="language"):
         chapters = english if lang == "en" else read_chapters(lang, mirror, download_dir)
         paragraph_counts: Counter = Counter()
         alignment: dict[str, Any] = {"chapters_total": 0, "chapters_aligned": 0,
@@ -842,7 +842,7 @@ def build_domain_pairs(config: DomainConfig, mirror: str | os.PathLike,
     groups = language_pairs(config)
     caps = cap_per_group(config, groups)
     built: dict[tuple[str, str], tuple[list[PairDraft], Counter]] = {}
-    for query_lang, passage_lang in tqdm(groups, desc="domain pairs", unit="group"):
+    for query_lang, passage_lang in track(groups, desc="domain pairs", unit="group"):
         counts: Counter = Counter()
         drafts = _group_pairs(query_lang, passage_lang, views, limits, counts)
         built[(query_lang, passage_lang)] = (_drop_group_duplicates(drafts, counts), counts)

@@ -1,4 +1,5 @@
-"""The dual encoder shared by training and evaluation: load, mean-pool, encode texts in batches.
+"""The dual encoder shared by training and evaluation: load, tokenize, mean-pool, encode texts in
+batches (evaluation) and the query/passage :class:`DualEncoder` (training).
 
 An encoder is a Hugging Face folder (``config.json``, weights, tokenizer files) such as
 ``models/base_encoder`` (stage ``convert_encoder``) or ``models/encoder`` (stage ``train``).
@@ -17,9 +18,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .errors import PipelineError
+from .progress import progress_bar
 from .text import sanitize_text
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,47 @@ def max_input_tokens(config: Any) -> int | None:
     return int(positions)
 
 
+def tokenize(tokenizer, texts: Sequence[str], prefix: str, max_length: int,
+             device: torch.device) -> dict[str, torch.Tensor]:
+    """``prefix + text`` for each text, padded to the batch's longest (dynamic padding)."""
+    batch = tokenizer([prefix + sanitize_text(t) for t in texts], padding="longest",
+                      truncation=True, max_length=max_length, return_tensors="pt",
+                      return_token_type_ids=False)
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def count_truncated(tokenizer, texts: Sequence[str], prefix: str, max_length: int) -> int:
+    """How many distinct ``prefix + text`` are longer than ``max_length`` tokens (and so are cut
+    by :func:`tokenize`)."""
+    unique = sorted(set(texts))
+    if not unique:
+        return 0
+    # No token spans more than 64 characters: a longer text is truncated either way.
+    inputs = [(prefix + sanitize_text(t))[:max_length * 64 + 1] for t in unique]
+    encoded = tokenizer(inputs, truncation=True, max_length=max_length,
+                        return_attention_mask=False, return_token_type_ids=False)
+    if getattr(encoded, "encodings", None):
+        return sum(bool(e.overflowing) for e in encoded.encodings)
+    return sum(len(ids) >= max_length for ids in encoded["input_ids"])  # slow tokenizer
+
+
+class DualEncoder(torch.nn.Module):
+    """One shared encoder applied to a query batch and a passage batch in one ``forward``.
+
+    Queries and passages are padded separately (queries are short), and DDP sees a single
+    forward call per micro-batch: a parameter used twice in it gets one summed gradient.
+    """
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, queries: Mapping[str, torch.Tensor],
+                passages: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """L2-normalised mean-pooled embeddings ``(batch, dim)`` of the queries and passages."""
+        return embed(self.encoder, queries), embed(self.encoder, passages)
+
+
 def token_budget_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
     """Split positions into batches of at most ``batch_tokens`` padded tokens, longest first.
 
@@ -190,8 +232,8 @@ def encode_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], *, pre
     model.eval()
     start = time.perf_counter()
     try:
-        with torch.inference_mode(), tqdm(total=len(unique), unit="text", desc=desc,
-                                          disable=None, leave=False) as bar:
+        with torch.inference_mode(), progress_bar(len(unique), unit="text", desc=desc,
+                                                  leave=False) as bar:
             for batch_pos in token_budget_batches(lengths, batch_tokens):
                 width = int(lengths[batch_pos].max())
                 input_ids = np.full((len(batch_pos), width), pad_id, dtype=np.int64)

@@ -36,11 +36,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from .encoder import encode_texts
 from .errors import PipelineError
 from .io import read_parquet
+from .progress import progress_bar
 from .retrieval_metrics import (average_precision, average_precision_at_k, gold_ranks, nan_mean,
                                 pad_gold_lists, rank_distance, recall_at_k)
 from .schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
@@ -276,8 +276,7 @@ def evaluate_dataset(data: EvalDataset, question_emb: np.ndarray, candidate_emb:
     pair_recall = np.full((n_q, len(langs)), np.nan)
     multi = {key: np.full(n_q, np.nan) for key in ("ap", "ap_k", "recall", "distance")}
     queries = np.ascontiguousarray(question_emb, dtype=np.float32)
-    with tqdm(total=n_q, unit="query", desc=f"{data.name} retrieval", disable=None,
-              leave=False) as bar:
+    with progress_bar(n_q, unit="query", desc=f"{data.name} retrieval", leave=False) as bar:
         for lo in range(0, n_q, query_chunk):
             hi = min(n_q, lo + query_chunk)
             # (chunk, candidates), row-major: the rank counting runs along rows

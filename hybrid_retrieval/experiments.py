@@ -310,12 +310,32 @@ def format_comparison(rows: Sequence[Comparison], names: tuple[str, str],
 # Reading an evaluation output from a file, a Git revision or a DVC experiment
 
 
+def _written_by(path: str, repo: str | os.PathLike) -> str:
+    """``"; stage X writes it (dvc repro X)"`` for an output of ``repo``'s dvc.yaml, else ``""``."""
+    import yaml
+
+    try:
+        stages = yaml.safe_load((Path(repo) / "dvc.yaml").read_text())["stages"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return ""
+    wanted = os.path.normpath(os.path.relpath(os.path.abspath(path), os.path.abspath(repo)))
+    for name, stage in stages.items():
+        for out in stage.get("do", stage).get("outs", []):
+            out_path = next(iter(out)) if isinstance(out, dict) else out
+            if os.path.normpath(out_path) == wanted:
+                return f"; stage '{name}' writes it (dvc repro {name})"
+    return ""
+
+
 def read_output(ref: str, path: str, *, repo: str | os.PathLike = ".") -> bytes:
     """Bytes of ``path`` as of ``ref``: a file (when ``ref`` is an existing path), ``workspace``
     (``repo/path``), or any Git revision / DVC experiment name (via ``dvc.api.open``, which
     also reads DVC-cached outputs such as ``metrics/eval_per_query.parquet``)."""
     if os.path.isfile(ref):
         return Path(ref).read_bytes()
+    if ref.endswith((".parquet", ".json")):
+        # A path, not a revision: say which file is missing and which stage writes it.
+        raise PipelineError(f"{ref}: file not found{_written_by(ref, repo)}")
     if ref == "workspace":
         full = Path(repo) / path
         if not full.is_file():

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .errors import PipelineError
 from .io import atomic_path
+from .progress import progress_bar
 
 CHECKSUMS_FILE = Path(__file__).with_name("checksums.json")
 
@@ -161,8 +160,8 @@ def locate(relpath: str, mirror: str | os.PathLike, download_dir: str | os.PathL
 def _fetch_url(url: str, target: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as resp, atomic_path(target) as tmp:
         total = int(resp.headers.get("Content-Length") or 0) or None
-        with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                          desc=f"download {target.name}") as bar:
+        with open(tmp, "wb") as out, progress_bar(total, unit="B", unit_scale=True,
+                                                  desc=f"download {target.name}") as bar:
             while block := resp.read(1 << 20):
                 out.write(block)
                 bar.update(len(block))

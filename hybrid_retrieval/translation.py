@@ -38,10 +38,10 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from .errors import PipelineError
 from .io import atomic_path, read_json, write_json
+from .progress import Progress, progress_bar
 from .sources import sha256_file
 from .stage import require
 from .text import sanitize_text, sentence_spans
@@ -237,7 +237,7 @@ class Engine(Protocol):
         """How many ``unit`` the texts have (the progress bar's total)."""
         ...
 
-    def translate(self, texts: Sequence[str], progress: tqdm | None = None) -> list[str]:
+    def translate(self, texts: Sequence[str], progress: Progress | None = None) -> list[str]:
         """Translate each text (one sentence each, ideally); output has the same order/length.
         ``progress`` is advanced by each text's units as it is done."""
         ...
@@ -270,7 +270,7 @@ class BergamotEngine:
     def _translate_one(self, text: str) -> str:
         return self._direction.translate(text).strip() if text.strip() else ""
 
-    def translate(self, texts: Sequence[str], progress: tqdm | None = None) -> list[str]:
+    def translate(self, texts: Sequence[str], progress: Progress | None = None) -> list[str]:
         out: list[str] = []
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             for text, translation in zip(texts, pool.map(self._translate_one, texts)):
@@ -355,7 +355,7 @@ class CTranslate2Engine:
         ids = self.tokenizer.convert_tokens_to_ids(tokens)
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
-    def translate(self, texts: Sequence[str], progress: tqdm | None = None) -> list[str]:
+    def translate(self, texts: Sequence[str], progress: Progress | None = None) -> list[str]:
         if not texts:
             return []
         sources = self.tokenize(texts)
@@ -729,8 +729,8 @@ def translate_texts(engine: Engine, texts: Sequence[str], *,
                                truncated_segments=len(too_long), unit=engine.unit)
     start = time.perf_counter()
     total = engine.count_units(pending) if pending else 0
-    with tqdm(total=total, unit=engine.unit, unit_scale=True, desc=desc,
-              disable=not pending, mininterval=1.0) as bar:
+    with progress_bar(total, unit=engine.unit, unit_scale=True, desc=desc,
+                      disable=not pending, mininterval=1.0) as bar:
         for offset in range(0, len(pending), chunk_size):
             chunk = pending[offset:offset + chunk_size]
             translations = engine.translate(chunk, progress=bar)

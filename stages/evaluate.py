@@ -9,16 +9,18 @@ Every headline metric of ``--out`` carries a group-bootstrap interval
 (``evaluate.bootstrap_samples`` resamples of parallel question groups, ``bootstrap_seed``; 0
 resamples = none). ``evaluate.max_groups`` > 0 evaluates a seeded subset of whole paragraphs
 (``subset_seed``), for CPU-sized sweeps: such numbers compare only with the same subset.
-``evaluate.precision`` (optional, default ``fp32``): ``bf16`` encodes under bfloat16 autocast
-(LayerNorm, softmax, pooling and scoring stay fp32), ``auto`` picks bf16 where the hardware
-computes it natively (AVX512-BF16/AMX CPU, bf16 CUDA GPU); on this project's CPU bf16 encodes
-~2.5x faster and moved XQuAD-R mAP by < 0.001 (``benchmarks/bench_evaluation.py``).
+``evaluate.precision`` (optional, default ``auto``): ``bf16`` encodes under bfloat16 autocast
+(LayerNorm, softmax, pooling and scoring stay fp32), ``fp32`` without it, ``auto`` picks bf16
+where the hardware computes it natively and a probe measures it faster (AVX512-BF16/AMX CPU,
+bf16 CUDA GPU; :mod:`hybrid_retrieval.precision`), else fp32. On an AVX512-BF16 CPU bf16 encodes
+~2.5x faster and moved every full-set mAP by <= 0.0012; on an AVX2 CPU it is emulated and ~6x
+slower, so a forced ``bf16`` there warns. The effective precision, ISA, CPU and library versions
+go into the ``run`` block of ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 from typing import Sequence
 
@@ -31,12 +33,12 @@ from hybrid_retrieval.evaluation import (KNOWN_DATASETS, PER_QUERY, evaluate_enc
 from hybrid_retrieval.experiments import BootstrapSettings, attach_confidence_intervals
 from hybrid_retrieval.io import write_json, write_parquet
 from hybrid_retrieval.resources import check_inference_memory
-from hybrid_retrieval.training import resolve_precision
+from hybrid_retrieval.precision import autocast, machine_facts, resolve_precision
 from hybrid_retrieval.stage import load_params, require, run_stage, section
 
 log = logging.getLogger("evaluate")
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # fp16 autocast is CUDA-only; not offered here
 
 
 def read_settings(params_path: str) -> dict:
@@ -53,7 +55,7 @@ def read_settings(params_path: str) -> dict:
     if len(set(datasets)) != len(datasets):
         raise PipelineError(f"{params_path}: 'evaluate.datasets' lists a dataset twice: "
                             f"{datasets}")
-    precision = cfg.get("precision", "fp32")
+    precision = cfg.get("precision", "auto")
     if precision not in PRECISIONS:
         raise PipelineError(f"{params_path}: 'evaluate.precision' is {precision!r}, expected one "
                             f"of {list(PRECISIONS)}")
@@ -106,16 +108,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                             f"but {args.encoder} takes at most {limit} tokens")
 
     precision = resolve_precision(settings["precision"], device)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) \
-        if precision == "bf16" else contextlib.nullcontext()
-    with autocast:  # embed() pools in fp32; retrieval scores the fp32 embeddings
+    with autocast(device, precision):  # embed() pools in fp32; retrieval scores fp32 embeddings
         report = evaluate_encoder(
             model, tokenizer, datasets, query_prefix=settings["query_prefix"],
             passage_prefix=settings["passage_prefix"], max_length=settings["max_length"],
             batch_tokens=settings["batch_tokens"], device=device)
     report.run.update({"encoder": args.encoder, "device": str(device),
                        "threads": torch.get_num_threads(), "max_groups": settings["max_groups"],
-                       "precision": precision})
+                       **machine_facts(device, precision)})
     metrics = {**report.metrics, "run": report.run}
     if settings["bootstrap_samples"]:
         metrics = attach_confidence_intervals(metrics, report.per_query, BootstrapSettings(
@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_parquet(report.per_query, args.per_query_out, schema=PER_QUERY)
     summary = ", ".join(f"{name} mono/cross/multi mAP {m['mono']['map']}/{m['cross']['map']}/"
                         f"{m['multi']['map']}" for name, m in report.metrics.items())
-    print(f"evaluate: {args.encoder}: {summary} in {report.run['wall_s']:.1f} s -> {args.out}")
+    print(f"evaluate: {args.encoder}: {summary} in {report.run['wall_s']:.1f} s "
+          f"({precision}, {report.run['isa']}) -> {args.out}")
 
 
 if __name__ == "__main__":

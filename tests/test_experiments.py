@@ -183,6 +183,18 @@ def test_read_per_query_from_a_file_and_bad_references(tmp_path: Path) -> None:
         read_per_query(str(tmp_path / "bad.parquet"))
     with pytest.raises(PipelineError, match="file not found"):
         read_per_query("workspace", "metrics/nope.parquet", repo=tmp_path)
+    # A missing file given as A/B is named as a missing file with the stage that writes it, not
+    # taken for a Git revision (issue 12).
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  evaluate_base:\n    cmd: x\n    outs:\n"
+        "      - metrics/base_per_query.parquet:\n          cache: false\n")
+    missing = str(tmp_path / "metrics/base_per_query.parquet")
+    with pytest.raises(PipelineError) as error:
+        read_per_query(missing, repo=tmp_path)
+    assert str(error.value) == (f"{missing}: file not found; stage 'evaluate_base' writes it "
+                                f"(dvc repro evaluate_base)")
+    with pytest.raises(PipelineError, match="other.parquet: file not found$"):
+        read_per_query(str(tmp_path / "other.parquet"), repo=tmp_path)
 
 
 # ------------------------------------------------------------------------------ sweep collector

@@ -23,8 +23,8 @@ from hybrid_retrieval.encoder import encode_texts, load_encoder
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.schemas import SHARD
 from hybrid_retrieval.shards import pair_kind, write_shards
-from hybrid_retrieval.training import (TrainConfig, linear_warmup_decay, resolve_precision,
-                                       train)
+from hybrid_retrieval.precision import resolve_precision
+from hybrid_retrieval.training import TrainConfig, linear_warmup_decay, train
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["capital", "France", "Paris", "city", "largest", "Debian", "package", "install",

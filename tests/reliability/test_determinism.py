@@ -6,7 +6,7 @@ pipeline (every stage of dvc.yaml) in two different folders with the same params
 compared: shards, SQuAD/translation/evaluation tables, domain pairs, model folders (the trained
 ``model.safetensors`` included), per-query Parquet, plots. Metrics files are compared value by
 value, to the last digit, after removing the wall-clock fields (``seconds``, ``*_s``,
-``*_per_second``, ``*_per_step``), the only fields that differ.
+``*_per_second``, ``*_per_step``, ``*_speedup``), the only fields that differ.
 
 What makes it so:
 
@@ -42,8 +42,10 @@ from reliability_support import lock_outs, tiny_params, tree_digest
 
 
 def is_timing(key: str) -> bool:
-    """A wall-clock field of a metrics file (differs between any two runs)."""
-    return key in ("seconds", "wall_s") or key.endswith(("_s", "_per_second", "_per_step"))
+    """A wall-clock field of a metrics file (differs between any two runs); ``bf16_speedup`` is
+    the precision probe's measured fp32/bf16 time ratio."""
+    return key in ("seconds", "wall_s") or key.endswith(("_s", "_per_second", "_per_step",
+                                                         "_speedup"))
 
 
 def without_timing(value):

@@ -34,7 +34,8 @@ from hybrid_retrieval.encoder import load_encoder
 from hybrid_retrieval.evaluation import EvalDataset, evaluate_encoder
 from hybrid_retrieval.schemas import SHARD, SQUAD_TRAIN
 from hybrid_retrieval.shards import pair_kind, write_shards
-from hybrid_retrieval.training import TrainConfig, count_truncated, tokenize, train
+from hybrid_retrieval.encoder import count_truncated, tokenize
+from hybrid_retrieval.training import TrainConfig, train
 from hybrid_retrieval.translation import MAX_SEGMENT_CHARS, translate_squad, translate_texts
 from reliability_support import tiny_params
 
