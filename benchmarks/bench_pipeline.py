@@ -139,7 +139,7 @@ def stage_name(record: dict) -> str:
     if script == "translate" and record.get("item"):
         return f"translate@{record['item']}"
     if script == "evaluate":
-        return "evaluate_base" if "base" in (record.get("out") or "") else "evaluate"
+        return "evaluate@base" if "base" in (record.get("out") or "") else "evaluate@trained"
     return script
 
 

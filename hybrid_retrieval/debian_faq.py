@@ -28,7 +28,7 @@ import lxml.html
 
 from . import sources
 from .errors import PipelineError
-from .text import normalize_text, sentence_spans
+from .text import normalize_text, same_text_key, sentence_spans
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +258,6 @@ def faq_sections(html: bytes | str, lang: str, *, chapter: str | None = None,
     return sections
 
 
-def _comparable(text: str) -> str:
-    return normalize_text(text).casefold()
-
-
 def _has_native_letter(text: str, lang: str) -> bool:
     prefixes = NATIVE_SCRIPTS.get(lang)
     if prefixes is None:
@@ -283,10 +279,10 @@ def copied_share(section: FaqSection, english: FaqSection) -> float:
                 out.extend(block.text[a:b] for a, b in sentence_spans(block.text))
         return out
 
-    english_sentences = {_comparable(s) for s in prose_sentences(english)}
+    english_sentences = {same_text_key(s) for s in prose_sentences(english)}
     sentences = prose_sentences(section)
     total = sum(len(s) for s in sentences)
-    copied = sum(len(s) for s in sentences if _comparable(s) in english_sentences)
+    copied = sum(len(s) for s in sentences if same_text_key(s) in english_sentences)
     return copied / total if total else 0.0
 
 
@@ -301,7 +297,7 @@ def untranslated_reason(section: FaqSection, english: FaqSection,
     """
     if section.lang == "en":
         return None
-    if (_comparable(section.title) == _comparable(english.title)
+    if (same_text_key(section.title) == same_text_key(english.title)
             or not _has_native_letter(section.title, section.lang)):
         return "title"
     if copied_share(section, english) > max_copied_share:

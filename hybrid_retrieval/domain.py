@@ -36,7 +36,7 @@ Pipeline (:func:`build_domain_pairs`), per language of ``params.yaml: domain.lan
 5. **Filters**: word ranges for ICT queries, heading queries and passages (a Han/kana character
    counts half a word: :func:`hybrid_retrieval.debian_faq.count_words`); exact duplicate queries
    and passages within a (query language, passage language) group; Debian FAQ-R leakage
-   (:class:`FaqLeakageGuard`); a seeded cap per group.
+   (:class:`leakage.FaqLeakageGuard`); a seeded cap per group.
 
 Every random choice is a hash of (seed, what, pair id), so the output does not depend on the order
 of the work and is identical on a rerun. A pair's ``id`` names its source (chapter, block,
@@ -52,7 +52,7 @@ import os
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from enum import StrEnum
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -61,14 +61,14 @@ import pyarrow as pa
 from .debian_faq import count_words
 from .debian_reference import (Heading, Paragraph, chapter_files, chapter_headings,
                                chapter_paragraphs, debian_language_dir)
+from .config import invalid, param, read_section
 from .errors import PipelineError
-from .io import read_parquet
 from .progress import track
-from .schemas import DOMAIN_PAIRS, EVAL_CANDIDATES, EVAL_QUESTIONS, SHARD
+from .schemas import DOMAIN_PAIRS, SHARD
 from .shards import CROSS, MONO, pair_kind
 from .sources import locate
-from .stage import require
-from .text import normalize_text, sentence_spans
+from .leakage import FaqLeakageGuard
+from .text import normalize_text, same_text_key as dedup_key, sentence_spans
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,6 @@ log = logging.getLogger(__name__)
 DOMAIN_LANGUAGES = ("en", "de", "es", "fr", "id", "it", "ja", "pt", "zh")
 #: Paragraph kinds that become passage text (captions and footnotes are dropped).
 KEPT_KINDS = frozenset({"body", "list", "admonition"})
-CROSS_SCOPES = ("english", "all")
 ICT, HEADING = "ict", "heading"
 SOURCE = "domain"
 ID_PREFIX = "debref"
@@ -86,32 +85,11 @@ ID_PREFIX = "debref"
 # Configuration
 # ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class DomainConfig:
-    """Validated ``domain`` section of ``params.yaml`` (see :func:`read_domain_config`)."""
+class CrossScope(StrEnum):
+    """``domain.cross_lingual_scope``: en<->X pairs only, or every ordered X != Y."""
 
-    languages: tuple[str, ...] = DOMAIN_LANGUAGES
-    cross_lingual: bool = True
-    cross_lingual_scope: str = "all"
-    seed: int = 13
-    block_max_words: float = 60
-    ict_keep_query_prob: float = 0.1
-    ict_query_words: tuple[float, float] = (5, 40)
-    heading_query_words: tuple[float, float] = (1, 20)
-    passage_words: tuple[float, float] = (10, 150)
-    near_duplicate_jaccard: float = 0.8
-    max_mono_pairs_per_language: int = 3000
-    max_cross_pairs_per_language: int = 3000
-    leakage_min_chars: int = 30
-
-
-def _word_range(cfg: Mapping[str, Any], key: str) -> tuple[float, float]:
-    value = require(cfg, key, list, where="domain")
-    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                  for v in value) or not 0 < value[0] <= value[1]:
-        raise PipelineError(f"params.yaml: 'domain.{key}' is {value!r}, expected [min, max] "
-                            f"word counts with 0 < min <= max")
-    return float(value[0]), float(value[1])
+    ENGLISH = "english"
+    ALL = "all"
 
 
 def domain_language(lang: object) -> str:
@@ -119,51 +97,72 @@ def domain_language(lang: object) -> str:
     return "zh" if isinstance(lang, str) and lang.lower() in ("zh-cn", "zh_cn") else lang
 
 
-def read_domain_config(params: Mapping[str, Any]) -> DomainConfig:
+def _domain_languages(values: list[Any], where: str) -> list[Any]:
+    return [domain_language(lang) for lang in values]
+
+
+def _word_range(value: list[Any], where: str) -> tuple[float, float]:
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                  for v in value) or not 0 < value[0] <= value[1]:
+        raise invalid(where, value, "[min, max] word counts with 0 < min <= max")
+    return float(value[0]), float(value[1])
+
+
+def _words(default: tuple[float, float], help: str) -> Any:  # noqa: A002
+    return param(default, help=f"[min, max] words of {help} (a Han/kana character counts 0.5)",
+                 check=_word_range, required=True)
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """Validated ``domain`` section of ``params.yaml`` (see :func:`read_domain_config`).
+
+    The defaults serve code that builds a config directly; the params must name every key.
+    """
+
+    languages: tuple[str, ...] = param(
+        DOMAIN_LANGUAGES, help="Debian Reference languages to read (zh-cn = zh)",
+        check=_domain_languages, choices=DOMAIN_LANGUAGES, required=True)
+    cross_lingual: bool = param(True, help="also cross-lingual pairs (false: monolingual only)",
+                                required=True)
+    cross_lingual_scope: CrossScope = param(
+        CrossScope.ALL, help="english: en<->X pairs only; all: every ordered X != Y "
+        "(aligned via English)", required=True)
+    seed: int = param(13, help="seed of every random choice (hashed per pair)", required=True)
+    block_max_words: float = param(60, help="passage unit: consecutive paragraphs of one "
+                                   "section, up to this many words", low=5, high=1000,
+                                   required=True)
+    ict_keep_query_prob: float = param(0.1, help="ICT: P(the query sentence stays in its "
+                                       "passage), as in ORQA", low=0, high=1, required=True)
+    ict_query_words: tuple[float, float] = _words((5, 40), "an ICT query sentence")
+    heading_query_words: tuple[float, float] = _words((1, 20), "a heading query")
+    passage_words: tuple[float, float] = _words((10, 150), "a passage")
+    near_duplicate_jaccard: float = param(0.8, help="character 5-gram Jaccard at/above which "
+                                          "a block is a near duplicate and dropped",
+                                          low=0.1, high=1, required=True)
+    max_mono_pairs_per_language: int = param(3000, help="cap on monolingual pairs per "
+                                             "language (seeded)", low=0, required=True)
+    max_cross_pairs_per_language: int = param(3000, help="cap on cross-lingual pairs per "
+                                              "query language, split over passage languages",
+                                              low=0, required=True)
+    leakage_min_chars: int = param(30, help="Debian FAQ-R containment is checked for texts of "
+                                   "at least this many characters", low=5, required=True)
+
+
+def read_domain_config(params: Mapping[str, Any],
+                       params_path: str = "params.yaml") -> DomainConfig:
     """Check the ``domain`` section of the params and return it as a :class:`DomainConfig`.
 
-    Raises :class:`PipelineError` naming ``domain.<key>`` and the expected values, e.g. for a
-    language the Debian Reference does not have.
+    Raises :class:`PipelineError` naming ``params_path``, ``domain.<key>`` and the expected
+    values, e.g. for a language the Debian Reference does not have.
     """
-    cfg = params.get("domain")
-    if not isinstance(cfg, dict):
-        raise PipelineError("params.yaml: section 'domain' missing or not a mapping")
-    raw_langs = require(cfg, "languages", list, where="domain")
-    langs = [domain_language(lang) for lang in raw_langs]
-    unknown = [raw for raw, lang in zip(raw_langs, langs) if lang not in DOMAIN_LANGUAGES]
-    if unknown or not langs or len(set(langs)) != len(langs):
-        problem = f"unknown {unknown}" if unknown else "empty or repeated values"
-        raise PipelineError(f"params.yaml: 'domain.languages' is {raw_langs!r} ({problem}), "
-                            f"expected distinct values from {list(DOMAIN_LANGUAGES)}")
-    scope = require(cfg, "cross_lingual_scope", str, where="domain")
-    if scope not in CROSS_SCOPES:
-        raise PipelineError(f"params.yaml: 'domain.cross_lingual_scope' is {scope!r}, expected "
-                            f"one of {list(CROSS_SCOPES)}")
-    cross_lingual = require(cfg, "cross_lingual", bool, where="domain")
-    if cross_lingual and scope == "english" and "en" not in langs:
-        raise PipelineError(f"params.yaml: 'domain.cross_lingual_scope' is 'english' (en<->X "
-                            f"pairs) but 'domain.languages' {raw_langs!r} lacks 'en', expected "
-                            f"'en' among them or scope 'all'")
-    return DomainConfig(
-        languages=tuple(langs),
-        cross_lingual=cross_lingual,
-        cross_lingual_scope=scope,
-        seed=require(cfg, "seed", int, where="domain"),
-        block_max_words=float(require(cfg, "block_max_words", (int, float), where="domain",
-                                      low=5, high=1000)),
-        ict_keep_query_prob=float(require(cfg, "ict_keep_query_prob", (int, float),
-                                          where="domain", low=0, high=1)),
-        ict_query_words=_word_range(cfg, "ict_query_words"),
-        heading_query_words=_word_range(cfg, "heading_query_words"),
-        passage_words=_word_range(cfg, "passage_words"),
-        near_duplicate_jaccard=float(require(cfg, "near_duplicate_jaccard", (int, float),
-                                             where="domain", low=0.1, high=1)),
-        max_mono_pairs_per_language=require(cfg, "max_mono_pairs_per_language", int,
-                                            where="domain", low=0),
-        max_cross_pairs_per_language=require(cfg, "max_cross_pairs_per_language", int,
-                                             where="domain", low=0),
-        leakage_min_chars=require(cfg, "leakage_min_chars", int, where="domain", low=5),
-    )
+    config = read_section(DomainConfig, params, "domain", params_path)
+    if config.cross_lingual and config.cross_lingual_scope == CrossScope.ENGLISH \
+            and "en" not in config.languages:
+        raise PipelineError(f"{params_path}: 'domain.cross_lingual_scope' is 'english' (en<->X "
+                            f"pairs) but 'domain.languages' {params['domain']['languages']!r} "
+                            f"lacks 'en', expected 'en' among them or scope 'all'")
+    return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,11 +173,6 @@ def stable_uniform(seed: int, *parts: object) -> float:
     """A number in [0, 1) that depends only on ``seed`` and ``parts`` (blake2b, not ``hash``)."""
     key = "\x1f".join(map(str, (seed, *parts))).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0 ** 64
-
-
-def dedup_key(text: str) -> str:
-    """The key under which two texts are the same: normalised, case-folded."""
-    return normalize_text(text).casefold()
 
 
 def in_range(words: float, bounds: tuple[float, float]) -> str | None:
@@ -570,105 +564,6 @@ def block_pair(block: Block, query_view: LanguageView, passage_view: LanguageVie
     if pair is None:
         counts[f"dropped_{reason}"] += 1
     return pair
-
-
-# ---------------------------------------------------------------------------------------------
-# Debian FAQ-R leakage guard
-# ---------------------------------------------------------------------------------------------
-
-def containment_hits(needles: Sequence[str], haystacks: Sequence[str], probe_chars: int
-                     ) -> set[tuple[int, int]]:
-    """``(needle, haystack)`` index pairs where ``needles[i]`` occurs inside ``haystacks[j]``.
-
-    Only needles of at least ``probe_chars`` characters are looked for. Each needle is indexed
-    by its first ``probe_chars`` characters and every window of every haystack is looked up,
-    so the cost is linear in the haystacks' total length (no needle x haystack scan).
-    """
-    probes: dict[str, list[int]] = defaultdict(list)
-    for i, needle in enumerate(needles):
-        if len(needle) >= probe_chars:
-            probes[needle[:probe_chars]].append(i)
-    hits: set[tuple[int, int]] = set()
-    if not probes:
-        return hits
-    for j, haystack in enumerate(haystacks):
-        for start in range(len(haystack) - probe_chars + 1):
-            found = probes.get(haystack[start:start + probe_chars])
-            if found:
-                hits.update((i, j) for i in found if haystack.startswith(needles[i], start))
-    return hits
-
-
-class FaqLeakageGuard:
-    """Finds Debian FAQ-R evaluation texts in domain training texts.
-
-    A training text (query or passage) leaks when, after :func:`dedup_key` on both sides, it
-    * equals a FAQ question or answer passage (``exact``),
-    * contains a whole FAQ answer passage (``contains_faq``), or
-    * lies inside a FAQ answer passage or answer text (``inside_faq``): it was copied from the
-      test answers.
-    Containment is only checked for texts of at least ``min_chars`` characters (a FAQ passage
-    "Yes." inside a manual paragraph is not a leak).
-    """
-
-    def __init__(self, questions: Iterable[str], passages: Iterable[str],
-                 contexts: Iterable[str] = (), *, min_chars: int = 30) -> None:
-        self.min_chars = min_chars
-        question_keys = {dedup_key(t) for t in questions} - {""}
-        self.passages = sorted({dedup_key(t) for t in passages} - {""})
-        self.exact = question_keys | set(self.passages)
-        self.haystacks = sorted(set(self.passages) | ({dedup_key(t) for t in contexts} - {""}))
-
-    @classmethod
-    def from_tables(cls, questions: pa.Table, candidates: pa.Table, *,
-                    min_chars: int = 30) -> "FaqLeakageGuard":
-        """From the FAQ-R tables (schemas ``EVAL_QUESTIONS`` / ``EVAL_CANDIDATES``)."""
-        return cls(questions.column("text").to_pylist(), candidates.column("text").to_pylist(),
-                   candidates.column("context").to_pylist(), min_chars=min_chars)
-
-    @classmethod
-    def from_dir(cls, faq_dir: str | os.PathLike, *, min_chars: int = 30) -> "FaqLeakageGuard":
-        """From ``faq_dir/{questions,candidates}.parquet`` (stage ``prepare_eval``'s Debian
-        FAQ-R output); a missing or malformed table raises :class:`PipelineError` naming it."""
-        questions = read_parquet(Path(faq_dir) / "questions.parquet", schema=EVAL_QUESTIONS)
-        candidates = read_parquet(Path(faq_dir) / "candidates.parquet", schema=EVAL_CANDIDATES)
-        return cls.from_tables(questions, candidates, min_chars=min_chars)
-
-    def __len__(self) -> int:
-        return len(self.exact)
-
-    def leak_reasons(self, texts: Sequence[str]) -> list[str | None]:
-        """Per text: ``exact``, ``contains_faq``, ``inside_faq`` or ``None`` (no leak)."""
-        keys = [dedup_key(t) for t in texts]
-        unique = sorted(set(keys))
-        reasons: dict[str, str] = {k: "exact" for k in unique if k in self.exact}
-        rest = [k for k in unique if k not in reasons]
-        for _, j in containment_hits(self.passages, rest, self.min_chars):
-            reasons.setdefault(rest[j], "contains_faq")
-        rest = [k for k in rest if k not in reasons]
-        for i, _ in containment_hits(rest, self.haystacks, self.min_chars):
-            reasons.setdefault(rest[i], "inside_faq")
-        return [reasons.get(k) for k in keys]
-
-    def leaking_rows(self, table: pa.Table, columns: Sequence[str] = ("query", "passage")
-                     ) -> list[str | None]:
-        """Per row: ``"<column>:<reason>"`` of its first leaking column, or ``None``."""
-        result: list[str | None] = [None] * len(table)
-        for column in columns:
-            for row, reason in enumerate(self.leak_reasons(table.column(column).to_pylist())):
-                if reason and result[row] is None:
-                    result[row] = f"{column}:{reason}"
-        return result
-
-    def assert_clean(self, table: pa.Table, *, what: str, examples: int = 3) -> None:
-        """Raise :class:`PipelineError` naming ``what`` if any row of ``table`` leaks."""
-        reasons = self.leaking_rows(table)
-        bad = [i for i, reason in enumerate(reasons) if reason]
-        if bad:
-            counts = Counter(reasons[i] for i in bad)
-            shown = [(reasons[i], table.column("query")[i].as_py()[:80]) for i in bad[:examples]]
-            raise PipelineError(f"{what}: {len(bad)} rows contain Debian FAQ-R evaluation text "
-                                f"({dict(sorted(counts.items()))}; e.g. {shown}); expected none")
 
 
 # ---------------------------------------------------------------------------------------------

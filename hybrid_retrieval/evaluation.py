@@ -31,12 +31,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
+from .config import distinct, invalid, param
 from .encoder import encode_texts
 from .errors import PipelineError
 from .io import read_parquet
@@ -55,6 +57,58 @@ MULTI_RECALL_K = 10
 PAIR_RECALL_K = 1
 #: Queries scored per matrix product (a chunk of scores is queries x all candidates, float32).
 QUERY_CHUNK = 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration (params.yaml: evaluate)
+# ---------------------------------------------------------------------------------------------
+
+class EvalPrecision(StrEnum):
+    """``evaluate.precision`` (fp16 autocast is CUDA-only; not offered here)."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
+def _datasets(values: list[Any], where: str) -> list[Any]:
+    if not values or not all(isinstance(d, str) for d in values):
+        raise invalid(where, values, f"a non-empty list of names from {list(KNOWN_DATASETS)}")
+    unknown = [d for d in values if d not in KNOWN_DATASETS]
+    if unknown:
+        path, name = where.rsplit(": ", 1)
+        raise PipelineError(f"{path}: unknown dataset {unknown[0]!r} in {name}, expected some "
+                            f"of {list(KNOWN_DATASETS)}")
+    distinct(values, where)
+    return values
+
+
+def _device_name(value: str, where: str) -> str:
+    if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+        raise invalid(where, value, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return value
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``params.yaml: evaluate``: what the evaluate stage scores, and how."""
+
+    datasets: tuple[str, ...] = param(help=f"datasets of data/eval/ to score, from "
+                                           f"{list(KNOWN_DATASETS)}", check=_datasets)
+    query_prefix: str = param(help="text put before every question (e5: 'query: ')")
+    passage_prefix: str = param(help="text put before every candidate (e5: 'passage: ')")
+    max_length: int = param(help="tokens per text; longer texts are truncated", low=2)
+    batch_tokens: int = param(help="padded tokens per forward pass", low=1)
+    device: str = param(help="auto, cpu, cuda or cuda:N", check=_device_name)
+    threads: int = param(help="torch CPU threads (0 = torch's default)", low=0)
+    max_groups: int = param(help="0 = all; N > 0 = a seeded subset of whole paragraphs with >= "
+                                 "N parallel question groups per dataset", low=0)
+    subset_seed: int = param(help="seed of the max_groups subset")
+    bootstrap_samples: int = param(help="group-bootstrap resamples per 95% CI (0 = none)",
+                                   low=0)
+    bootstrap_seed: int = param(help="seed of the bootstrap resamples")
+    precision: EvalPrecision = param(EvalPrecision.AUTO, help="auto (bf16 where native and "
+                                     "measured faster, else fp32), fp32 or bf16")
 
 
 @dataclass

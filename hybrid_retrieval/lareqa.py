@@ -15,11 +15,13 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
 from . import sources
+from .config import invalid, missing, param, read_section
+from .debian_faq import FAQ_FOLDERS
 from .errors import PipelineError
 from .io import read_json
 from .schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
@@ -37,6 +39,60 @@ LAREQA_LANGUAGES: dict[str, tuple[str, ...]] = {
 #: 2 such sentences in 13,014 (xquad-r/tr.json, where the context has mojibake the sentence
 #: text does not).
 MAX_BREAK_MISMATCH_SHARE = 0.01
+
+#: The datasets the prepare_eval stage writes, and the ``eval_data`` key of each one's languages.
+EVAL_DATASETS = ("xquad-r", "mlqa-r", "debian-faq-r")
+LANGUAGE_PARAMS = {"xquad-r": "xquad_r_languages", "mlqa-r": "mlqa_r_languages",
+                   "debian-faq-r": "faq_languages"}
+#: The ``eval_data`` keys that only ``debian-faq-r`` needs.
+FAQ_PARAMS = ("faq_max_passage_words", "faq_max_copied_share", "faq_skip_chapters")
+
+
+def _chapter_names(values: list[Any], where: str) -> list[Any]:
+    if not all(isinstance(c, str) for c in values):
+        raise invalid(where, values, "a list of chapter names (file stems, e.g. faqinfo)")
+    return values
+
+
+@dataclass(frozen=True)
+class EvalDataConfig:
+    """``params.yaml: eval_data``: the evaluation sets prepare_eval builds. A dataset's
+    languages key (:data:`LANGUAGE_PARAMS`) and, for ``debian-faq-r``, :data:`FAQ_PARAMS` are
+    required when the dataset is listed."""
+
+    datasets: tuple[str, ...] = param(help="evaluation sets to build", choices=EVAL_DATASETS)
+    xquad_r_languages: tuple[str, ...] | None = param(
+        None, help="XQuAD-R languages", choices=LAREQA_LANGUAGES["xquad-r"])
+    mlqa_r_languages: tuple[str, ...] | None = param(
+        None, help="MLQA-R languages", choices=LAREQA_LANGUAGES["mlqa-r"])
+    faq_languages: tuple[str, ...] | None = param(
+        None, help="Debian FAQ-R languages (zh = Debian's zh-cn)", choices=tuple(FAQ_FOLDERS))
+    faq_max_passage_words: float | None = param(
+        None, help="Debian FAQ answers are split into passages of at most this many words (a "
+        "Han/kana character counts 1/2)", low=10, high=10_000)
+    faq_max_copied_share: float | None = param(
+        None, help="a translated section is dropped when more than this share of its answer "
+        "prose is verbatim English", low=0, high=1)
+    faq_skip_chapters: tuple[str, ...] | None = param(
+        None, help="Debian FAQ chapters (file stems) that hold no FAQ questions",
+        check=_chapter_names)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any],
+                    params_path: str = "params.yaml") -> "EvalDataConfig":
+        """Read the ``eval_data`` section, with the keys the listed datasets need."""
+        config = read_section(cls, params, "eval_data", params_path)
+        needed = [LANGUAGE_PARAMS[dataset] for dataset in config.datasets]
+        if "debian-faq-r" in config.datasets:
+            needed += FAQ_PARAMS
+        for key in needed:
+            if getattr(config, key) is None:
+                raise missing(params_path, f"eval_data.{key}")
+        return config
+
+    def languages(self, dataset: str) -> list[str]:
+        """The languages of ``dataset`` (one of :attr:`datasets`)."""
+        return list(getattr(self, LANGUAGE_PARAMS[dataset]))
 
 
 @dataclass

@@ -31,9 +31,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .config import invalid, param
 from .errors import PipelineError
 from .sources import list_files, locate
-from .text import normalize_text
+from .text import normalize_text, same_text_key
 from .translation import DecodingOptions, Engine, available_directions, load_engine, \
     translate_texts
 
@@ -44,6 +45,23 @@ TEST_SETS = ("xquad-r", "debian-faq", "debian-reference")
 #: Languages whose text has no spaces between words: BLEU on characters unless a proper
 #: word segmenter is available (``zh`` has sacrebleu's own; ``ja``/``ko`` need MeCab).
 CHARACTER_BLEU_LANGUAGES = frozenset({"ja", "ko", "th", "lo", "km", "my"})
+
+
+def _test_sets(values: list[Any], where: str) -> list[Any]:
+    if not values or any(name not in TEST_SETS for name in values):
+        raise invalid(where, values, f"a non-empty list of {', '.join(TEST_SETS)}")
+    return values
+
+
+@dataclass(frozen=True)
+class MtQualityConfig:
+    """``params.yaml: mt_quality``: which test sets :func:`evaluate` scores, and how many pairs."""
+
+    test_sets: tuple[str, ...] = param(help=f"test sets, each for the languages it has: "
+                                            f"{', '.join(TEST_SETS)}", check=_test_sets)
+    max_pairs: int = param(help="pairs per test set and direction, a seeded sample (0 = all)",
+                           low=0)
+    seed: int = param(help="seed of the sample")
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,7 @@ def faq_title_set(mirror: str | os.PathLike, download_dir: str | os.PathLike,
     english = {s.anchor: s.title for s in read_faq_language("en", mirror, download_dir)}
     pairs = [(english[s.anchor], s.title) for s in read_faq_language(lang, mirror, download_dir)
              if s.anchor in english and s.title
-             and normalize_text(s.title).casefold() != normalize_text(english[s.anchor]).casefold()]
+             and same_text_key(s.title) != same_text_key(english[s.anchor])]
     return [ParallelSet("debian-faq-titles", lang, [s for s, _ in pairs], [t for _, t in pairs])]
 
 

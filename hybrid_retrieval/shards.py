@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .config import param
 from .errors import PipelineError
 from .io import atomic_path, conform, read_json, read_parquet, with_schema_version, write_json
 from .schemas import SCHEMA_VERSION, SHARD, SQUAD_TRAIN, TRANSLATED
 from .sources import sha256_file
-from .text import normalize_text
 
 MANIFEST = "manifest.json"
 SHARD_PATTERN = "part-{:05d}.parquet"
 MONO, CROSS = "mono", "cross"
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    """``params.yaml: shards``: how :func:`write_shards` cuts a table (and the passage text)."""
+
+    rows_per_shard: int = param(help="rows per Parquet shard file", low=1)
+    row_group_size: int = param(help="rows per Parquet row group (the streaming unit)", low=1)
+    include_title: bool = param(False, help="parallel shards: passage = '<title>. <answer "
+                                            "sentence>'", required=True)
 
 
 def pair_kind(query_lang: str, passage_lang: str) -> str:
@@ -218,6 +229,21 @@ def shard_files(shard_dir: str | os.PathLike) -> list[Path]:
     return [shard_dir / entry["file"] for entry in manifest["shards"]]
 
 
+def no_rows_error(shard_dir: str | os.PathLike) -> PipelineError:
+    """The error for a shard folder that holds no rows."""
+    return PipelineError(f"{Path(shard_dir) / MANIFEST}: the shard folder holds no rows, "
+                         f"expected training pairs")
+
+
+def shard_sources(shard_dir: str | os.PathLike) -> list[str]:
+    """The training sources (``qa``, ``domain``, ...) a shard folder holds, from its manifest's
+    ``pair_counts`` (keys ``source:query_lang-passage_lang``), sorted; none is an error."""
+    manifest = _read_manifest(Path(shard_dir))
+    if not manifest.get("rows"):
+        raise no_rows_error(shard_dir)
+    return sorted({key.split(":", 1)[0] for key in manifest.get("pair_counts") or {}})
+
+
 def _read_manifest(shard_dir: Path) -> dict:
     path = shard_dir / MANIFEST
     if not path.is_file():
@@ -262,36 +288,3 @@ def read_shards(shard_dir: str | os.PathLike, *, schema: pa.Schema = SHARD,
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables).replace_schema_metadata(None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Leakage guard
-# ---------------------------------------------------------------------------------------------
-
-def assert_no_leakage(shard_table: pa.Table, forbidden_texts: Iterable[str], *,
-                      columns: tuple[str, ...] = ("query", "passage"), examples: int = 3,
-                      what: str = "training shards") -> None:
-    """Fail if a training text equals a forbidden one (e.g. an evaluation question or answer).
-
-    Texts are compared after :func:`normalize_text` on both sides. Raises
-    :class:`PipelineError` naming ``what`` (e.g. the shard folder), with the number of leaking
-    rows per column and a few examples.
-    """
-    forbidden = {normalize_text(text) for text in forbidden_texts}
-    forbidden.discard("")
-    if not forbidden or len(shard_table) == 0:
-        return
-    forbidden_array = pa.array(sorted(forbidden), pa.string())
-    problems = []
-    for column in columns:
-        normalised = pa.array([normalize_text(t) for t in shard_table.column(column).to_pylist()],
-                              pa.string())
-        hits = pc.is_in(normalised, value_set=forbidden_array)
-        count = pc.sum(hits).as_py() or 0
-        if count:
-            leaked = pc.filter(normalised, hits)
-            shown = sorted(set(leaked.to_pylist()))[:examples]
-            problems.append(f"{count} rows in column '{column}' (e.g. {shown})")
-    if problems:
-        raise PipelineError(f"{what}: evaluation texts in the training data, expected none: "
-                            + "; ".join(problems))

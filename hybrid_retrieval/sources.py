@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .config import param
 from .errors import PipelineError
 from .io import atomic_path
 from .progress import progress_bar
@@ -121,6 +122,14 @@ def _verify(path: Path, relpath: str, expected: str) -> Path:
         raise PipelineError(f"{path}: checksum mismatch for '{relpath}': sha256 is {actual}, "
                             f"expected {expected} (a corrupt or different version of the file)")
     return path
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``params.yaml: data``: where :func:`locate` finds the raw files."""
+
+    mirror: str = param(help="local mirror of the official files (see README 'Data')")
+    download_dir: str = param(help="official downloads land here when the mirror lacks a file")
 
 
 def locate(relpath: str, mirror: str | os.PathLike, download_dir: str | os.PathLike,

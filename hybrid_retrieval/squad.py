@@ -7,12 +7,14 @@ where candidates are sentences and the gold is the sentence containing ``answer_
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from .config import param
 from .errors import PipelineError
 from .io import read_json
 from .schemas import SQUAD_TRAIN
@@ -72,6 +74,14 @@ def read_squad(path: str | Path) -> pa.Table:
     if not columns["id"]:
         raise PipelineError(f"{path}: no questions found, expected SQuAD v1.1 data")
     return pa.table(columns, schema=SQUAD_TRAIN)
+
+
+@dataclass(frozen=True)
+class SubsetConfig:
+    """``params.yaml: prepare``: the seeded subset of SQuAD train (:func:`sample_questions`)."""
+
+    max_questions: int = param(help="questions kept (0 = all 87,599)", low=0)
+    seed: int = param(help="seed of the subset")
 
 
 def sample_questions(table: pa.Table, max_questions: int, seed: int) -> pa.Table:

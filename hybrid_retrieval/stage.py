@@ -1,4 +1,8 @@
-"""What every stage script shares: reading ``params.yaml`` and turning bad input into one error line."""
+"""What every stage script shares: reading ``params.yaml`` and turning bad input into one error line.
+
+A section of the params becomes a validated config with
+:func:`hybrid_retrieval.config.read_section`.
+"""
 
 from __future__ import annotations
 
@@ -32,33 +36,6 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     if not isinstance(params, dict):
         raise PipelineError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     return params
-
-
-def section(params: dict[str, Any], name: str, path: str = "params.yaml") -> dict[str, Any]:
-    """One section of the params (``params[name]``), which must be a mapping."""
-    value = params.get(name)
-    if not isinstance(value, dict):
-        raise PipelineError(f"{path}: section '{name}' missing or not a mapping")
-    return value
-
-
-def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], *, where: str,
-            low: float | None = None, high: float | None = None) -> Any:
-    """Fetch ``cfg[key]`` and check its type and range; the error names ``where.key``."""
-    if key not in cfg:
-        raise PipelineError(f"params.yaml: '{where}.{key}' is missing")
-    value = cfg[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        article = "an" if names[0] in "aeiou" else "a"
-        raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected {article} "
-                            f"{names}")
-    if low is not None and value < low or high is not None and value > high:
-        expected = (f"in [{low}, {high}]" if low is not None and high is not None
-                    else f">= {low}" if low is not None else f"<= {high}")
-        raise PipelineError(f"params.yaml: '{where}.{key}' is {value!r}, expected a value {expected}")
-    return value
 
 
 def run_stage(main: Callable[[], Any]) -> None:

@@ -7,7 +7,8 @@ from ``deps`` leaves the stage's outputs stale while ``dvc status`` says "up to 
 * :func:`imported_files` walks a script's imports with :mod:`ast` (``import a.b``,
   ``from a import b`` where ``b`` may be a submodule, relative imports, imports inside
   functions or ``try`` blocks) and returns the project files it reaches, transitively.
-* :func:`load_stages` reads ``dvc.yaml`` (``foreach`` stages included) and
+* :func:`load_stages` reads ``dvc.yaml`` (``foreach`` stages included, over a list or a
+  mapping, with ``${item}``, ``${item.<field>}`` and ``${key}`` substituted) and
   :func:`missing_deps` says, per stage, which imported project files its ``deps`` lack.
 
 Only files under the project root (or the script's own folder, which ``python script.py``
@@ -34,11 +35,14 @@ SCRIPT_RE = re.compile(r"(?:^|[\s;&|(])python3?(?:\s+-\S+)*\s+(\S+\.py)\b")
 @dataclass(frozen=True)
 class Stage:
     """One stage of ``dvc.yaml``: its name (``translate@pt`` for a ``foreach`` item), its
-    command and its deps (as written, ``${item}`` substituted when expanded)."""
+    command, its deps and the paths of its ``outs`` and ``metrics`` (as written, ``${item}``
+    substituted when expanded)."""
 
     name: str
     cmd: str
     deps: tuple[str, ...]
+    outs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,19 +160,37 @@ def foreach_items(foreach: Any, params: Mapping[str, Any] | None) -> dict[str, A
     return None
 
 
+#: ``${item.field}`` (``${item.a.b}`` for nested fields) in a ``foreach`` over mappings.
+ITEM_FIELD_RE = re.compile(r"\$\{\s*item\.([\w.-]+)\s*\}")
+
+
 def _substitute(text: str, key: str, item: Any) -> str:
+    """``text`` with ``${key}`` and ``${item}`` (a scalar item) or ``${item.<field>}`` (a
+    mapping item) replaced; a field the item lacks is left as written."""
     text = text.replace("${key}", key)
-    return text.replace("${item}", str(item)) if not isinstance(item, Mapping) else text
+    if not isinstance(item, Mapping):
+        return text.replace("${item}", str(item))
+
+    def field(match: re.Match) -> str:
+        value = _lookup(item, match.group(1))
+        return match.group(0) if value is None else str(value)
+    return ITEM_FIELD_RE.sub(field, text)
 
 
 def _make_stage(name: str, body: Mapping[str, Any], key: str | None = None,
                 item: Any = None) -> Stage:
+    def paths(section: str) -> tuple[str, ...]:
+        """The paths of a list section (``deps``, ``outs``, ``metrics``): a path, or a
+        one-key mapping ``{path: options}``; substituted for a ``foreach`` item."""
+        found = [str(next(iter(entry)) if isinstance(entry, Mapping) else entry)
+                 for entry in body.get(section) or []]
+        return tuple(found if key is None else (_substitute(p, key, item) for p in found))
+
     cmd = body.get("cmd", "")
     cmd = " && ".join(cmd) if isinstance(cmd, list) else str(cmd)
-    deps = [str(dep) for dep in body.get("deps") or []]
     if key is not None:
-        cmd, deps = _substitute(cmd, key, item), [_substitute(d, key, item) for d in deps]
-    return Stage(name, cmd, tuple(deps))
+        cmd = _substitute(cmd, key, item)
+    return Stage(name, cmd, paths("deps"), paths("outs"), paths("metrics"))
 
 
 def load_stages(dvc_yaml: Path, expand: bool = False) -> list[Stage]:

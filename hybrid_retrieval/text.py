@@ -32,8 +32,15 @@ def sanitize_text(text: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, whitespace collapsed to single spaces, stripped: the key for exact-match checks."""
+    """NFKC, whitespace collapsed to single spaces, stripped (what a stored text looks like)."""
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def same_text_key(text: str) -> str:
+    """The one definition of "the same text": :func:`normalize_text`, then case-folded. Two texts
+    with equal keys are duplicates (de-duplication, no-duplicate batches) and an evaluation text's
+    key in training data is a leak (:mod:`leakage`)."""
+    return normalize_text(text).casefold()
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -28,7 +28,8 @@ import math
 import os
 import random
 import time
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -39,122 +40,91 @@ import torch.distributed as dist
 
 from .encoder import (DualEncoder, count_truncated, load_encoder, max_input_tokens,
                       resolve_device, tokenize)
+from .checkpoints import CheckpointStore, Progress, TrainingState, rng_state
+from .config import invalid, param, read_section
 from .errors import PipelineError
 from .io import atomic_path, write_json
 from .losses import InfoNCELoss
-from .precision import PRECISIONS, autocast, machine_facts, resolve_precision
+from .precision import Precision, autocast, machine_facts, resolve_precision
 from .progress import progress_bar
 from .resources import check_training_memory
-from .sampler import LANGUAGE_SAMPLING, HybridBatchSampler, check_probability
-from .shards import MANIFEST, assert_no_leakage, read_shards
+from .sampler import LANGUAGE_SAMPLING, BatchMixture, HybridBatchSampler, check_probability
+from .leakage import assert_no_leakage
+from .shards import MANIFEST, no_rows_error, read_shards
 from .sources import sha256_file
-from .stage import require
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-CHECKPOINT_GLOB = "step-*.pt"
 
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
 
+#: ``train.language_sampling`` (the values :class:`HybridBatchSampler` accepts).
+LanguageSampling = StrEnum("LanguageSampling", [(s.upper(), s) for s in LANGUAGE_SAMPLING],
+                           module=__name__)
+
+
+def _positive(value: float, where: str) -> float:
+    if not (value > 0 and math.isfinite(value)):
+        raise invalid(where, value, "a number > 0")
+    return value
+
+
+def _device(value: str, where: str) -> str:
+    try:
+        resolve_device(value)
+    except PipelineError as exc:
+        raise PipelineError(f"{where}: {exc}") from None
+    return value
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run (``params.yaml``: ``seed``, ``mix_ratio``, ``train``)."""
 
-    seed: int
-    mix_ratio: float
-    steps: int
-    batch_size: int
-    max_length: int
-    learning_rate: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    temperature: float = 0.05
-    max_grad_norm: float = 1.0
-    grad_accum_steps: int = 1
-    freeze_word_embeddings: bool = True
-    language_sampling: str = "uniform"
-    query_prefix: str = "query: "
-    passage_prefix: str = "passage: "
-    precision: str = "auto"
-    device: str = "auto"
-    torch_threads: int = 0
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 1
+    seed: int = param(help="seed of the run: initialisation, batch sampling, dropout",
+                      low=0, top_level=True)
+    mix_ratio: float = param(help="P(monolingual batch) in hybrid-batch training, in [0, 1]",
+                             kind=object, check=check_probability, top_level=True)
+    steps: int = param(help="optimizer steps", low=1)
+    batch_size: int = param(help="pairs per batch (in-batch negatives: batch_size - 1)", low=2)
+    max_length: int = param(help="tokens per query/passage; longer texts are truncated", low=4)
+    learning_rate: float = param(3e-5, help="AdamW peak learning rate (> 0)", check=_positive)
+    weight_decay: float = param(0.01, help="AdamW weight decay", low=0)
+    warmup_steps: int = param(0, help="linear warm-up steps, then linear decay to 0",
+                              low=0, high="steps")
+    temperature: float = param(0.05, help="InfoNCE softmax temperature (> 0)", check=_positive)
+    max_grad_norm: float = param(1.0, help="gradient clipping norm (0 = none)", low=0)
+    grad_accum_steps: int = param(1, help="batches accumulated per optimizer step", low=1)
+    freeze_word_embeddings: bool = param(True, help="keep the word embeddings fixed")
+    language_sampling: LanguageSampling = param(
+        LanguageSampling.UNIFORM, help="how a batch's language pair is drawn: uniform over "
+        "pairs, or proportional to their sizes")
+    query_prefix: str = param("query: ", help="text put before every query (e5: 'query: ')")
+    passage_prefix: str = param("passage: ", help="text put before every passage")
+    precision: Precision = param(
+        Precision.AUTO, help="auto (bf16 where native and measured faster, else fp32), fp32, "
+        "bf16, or fp16 (CUDA only)")
+    device: str = param("auto", help="auto, cpu, cuda or cuda:N", check=_device)
+    torch_threads: int = param(0, help="torch CPU threads (0 = all cores)", low=0)
+    checkpoint_every: int = param(0, help="steps between checkpoints (0 = none)", low=0)
+    keep_checkpoints: int = param(1, help="newest checkpoints kept", low=1)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "TrainConfig":
-        """Validate the top-level ``seed`` and ``mix_ratio`` and the ``train`` section.
+    def from_params(cls, params: Mapping[str, Any],
+                    params_path: str = "params.yaml") -> "TrainConfig":
+        """Validate the top-level ``seed`` and ``mix_ratio`` and the ``train`` section (unknown
+        keys are an error) of the params read from ``params_path``.
 
         Every error is a :class:`PipelineError` naming the parameter (``mix_ratio``,
         ``train.batch_size``, ...) and the expected value.
         """
-        for key in ("seed", "mix_ratio"):
-            if key not in params:
-                raise PipelineError(f"params.yaml: '{key}' is missing")
-        seed = params["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise PipelineError(f"params.yaml: 'seed' is {seed!r}, expected an integer >= 0")
-        mix_ratio = check_probability(params["mix_ratio"], "params.yaml: 'mix_ratio'")
-        cfg = params.get("train")
-        if not isinstance(cfg, dict):
-            raise PipelineError("params.yaml: section 'train' missing or not a mapping")
-        known = {f for f in cls.__dataclass_fields__} - {"seed", "mix_ratio"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise PipelineError(f"params.yaml: unknown keys {['train.' + k for k in unknown]}, "
-                                f"expected some of {sorted(known)}")
-
-        def get(key: str, kind, low=None, high=None):
-            if key not in cfg and key in cls.__dataclass_fields__ and \
-                    cls.__dataclass_fields__[key].default is not MISSING:
-                return cls.__dataclass_fields__[key].default
-            return require(cfg, key, kind, where="train", low=low, high=high)
-
-        def positive(key: str, kind=(int, float)):
-            value = get(key, kind)
-            if not (value > 0 and math.isfinite(value)):
-                raise PipelineError(f"params.yaml: 'train.{key}' is {value!r}, expected a number > 0")
-            return value
-
-        def choice(key: str, options: Sequence[str]):
-            value = get(key, str)
-            if value not in options:
-                raise PipelineError(f"params.yaml: 'train.{key}' is {value!r}, expected one of "
-                                    f"{list(options)}")
-            return value
-
-        steps = get("steps", int, low=1)
-        config = cls(
-            seed=seed, mix_ratio=mix_ratio, steps=steps,
-            batch_size=get("batch_size", int, low=2),
-            max_length=get("max_length", int, low=4),
-            learning_rate=float(positive("learning_rate")),
-            weight_decay=float(get("weight_decay", (int, float), low=0)),
-            warmup_steps=get("warmup_steps", int, low=0, high=steps),
-            temperature=float(positive("temperature")),
-            max_grad_norm=float(get("max_grad_norm", (int, float), low=0)),
-            grad_accum_steps=get("grad_accum_steps", int, low=1),
-            freeze_word_embeddings=get("freeze_word_embeddings", bool),
-            language_sampling=choice("language_sampling", LANGUAGE_SAMPLING),
-            query_prefix=get("query_prefix", str),
-            passage_prefix=get("passage_prefix", str),
-            precision=choice("precision", PRECISIONS),
-            device=get("device", str),
-            torch_threads=get("torch_threads", int, low=0),
-            checkpoint_every=get("checkpoint_every", int, low=0),
-            keep_checkpoints=get("keep_checkpoints", int, low=1),
-        )
-        try:
-            resolve_device(config.device)
-        except PipelineError as exc:
-            raise PipelineError(f"params.yaml: 'train.device': {exc}") from None
-        if config.precision == "fp16" and resolve_device(config.device).type != "cuda":
-            raise PipelineError("params.yaml: 'train.precision' is 'fp16', which needs a CUDA "
-                                "device; use 'bf16' or 'fp32' on a CPU")
+        config = read_section(cls, params, "train", params_path, unknown_keys=False)
+        if config.precision == Precision.FP16 and resolve_device(config.device).type != "cuda":
+            raise PipelineError(f"{params_path}: 'train.precision' is 'fp16', which needs a "
+                                f"CUDA device; use 'bf16' or 'fp32' on a CPU")
         return config
 
     def results_key(self) -> dict[str, Any]:
@@ -225,8 +195,7 @@ def load_training_rows(shard_dirs: Sequence[str | os.PathLike],
     forbidden_texts = list(forbidden_texts)
     for shard_dir, part in zip(shard_dirs, tables):
         if len(part) == 0:
-            raise PipelineError(f"{Path(shard_dir) / MANIFEST}: the shard folder holds no rows, "
-                                f"expected training pairs")
+            raise no_rows_error(shard_dir)
         assert_no_leakage(part, forbidden_texts, what=str(shard_dir))
     table = pa.concat_tables(tables)
     return table
@@ -234,16 +203,22 @@ def load_training_rows(shard_dirs: Sequence[str | os.PathLike],
 
 def run_fingerprint(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
                     base_encoder: str | os.PathLike, world_size: int, precision: str,
-                    source_ratios: Mapping[str, float] | None = None) -> str:
-    """SHA-256 of what decides the result: config, shard checksums, base encoder files, ranks,
-    the precision actually used (``auto`` may resolve differently on another machine).
+                    mixture: BatchMixture) -> str:
+    """SHA-256 of what decides the result: config, the batch mixture (once: mix_ratio, source
+    ratios, language sampling), shard checksums, base encoder files, ranks, and the precision
+    actually used (``auto`` may resolve differently on another machine).
 
     A checkpoint is resumed only by a run with the same fingerprint.
     """
+    key = {k: v for k, v in config.results_key().items()
+           if k not in ("mix_ratio", "language_sampling")}
     digest = hashlib.sha256()
-    digest.update(json.dumps(config.results_key(), sort_keys=True).encode())
+    digest.update(json.dumps(key, sort_keys=True).encode())
     digest.update(f"world_size={world_size} precision={precision}".encode())
-    digest.update(json.dumps(dict(source_ratios or {}), sort_keys=True).encode())
+    digest.update(json.dumps({"mix_ratio": mixture.mix_ratio,
+                              "language_sampling": mixture.language_sampling,
+                              "source_ratios": dict(mixture.source_ratios or {})},
+                             sort_keys=True).encode())
     for shard_dir in shard_dirs:
         digest.update((Path(shard_dir) / MANIFEST).read_bytes())
     for path in sorted(Path(base_encoder).rglob("*")):
@@ -291,66 +266,29 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int,
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict without the frozen parameters (those come back from the base encoder)."""
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    return {n: t.detach().cpu().clone() for n, t in model.state_dict().items() if n not in frozen}
-
-
-def checkpoint_paths(checkpoint_dir: Path) -> list[Path]:
-    """Complete checkpoints in ``checkpoint_dir``, oldest first (half-written ones are temp dirs)."""
-    return sorted(checkpoint_dir.glob(CHECKPOINT_GLOB))
-
-
-def _load_latest_checkpoint(checkpoint_dir: Path | None, fingerprint: str) -> dict | None:
-    if checkpoint_dir is None or not checkpoint_dir.is_dir():
-        return None
-    for path in reversed(checkpoint_paths(checkpoint_dir)):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file: try the previous one
-            log.warning("%s: unreadable checkpoint (%s), trying an older one", path, exc)
-            continue
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
-            log.warning("%s: checkpoint of another configuration or input, not resumed "
-                        "(starting from step 0)", path)
-            return None
-        log.info("resuming from %s (step %d)", path, state["step"])
-        return state
-    return None
-
-
-def _write_checkpoint(checkpoint_dir: Path, state: dict, keep: int) -> Path:
-    path = checkpoint_dir / f"step-{state['step']:07d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    for old in checkpoint_paths(checkpoint_dir)[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """What one training process holds while it trains (built once by :func:`_set_up`)."""
+
+    config: TrainConfig
+    ddp: Distributed
+    device: torch.device
+    precision: str
+    sampler: HybridBatchSampler
+    queries: list[str]
+    passages: list[str]
+    tokenizer: Any
+    state: TrainingState
+    trainable: list[torch.nn.Parameter]
+    dual: torch.nn.Module
+    criterion: InfoNCELoss
+    checkpoints: CheckpointStore
+    truncated: dict[str, int]
+    resumed_from: int = 0
+
 
 def _open_live(live_dir: Path, history: list[dict[str, float]]):
     from dvclive import Live
@@ -399,35 +337,38 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
         torch.set_num_threads(config.torch_threads)
     owns_process_group = not dist.is_initialized()
     try:
-        return _train(config, shard_dirs, Path(base_encoder),
-                      None if out_dir is None else Path(out_dir),
-                      None if checkpoint_dir is None else Path(checkpoint_dir),
-                      None if live_dir is None else Path(live_dir), forbidden_texts,
-                      source_ratios)
+        run, progress = _set_up(config, shard_dirs, Path(base_encoder), forbidden_texts,
+                                source_ratios,
+                                None if checkpoint_dir is None else Path(checkpoint_dir))
+        progress, timings = _train_loop(run, progress)
+        return _finish(run, progress, timings, None if out_dir is None else Path(out_dir),
+                       None if live_dir is None else Path(live_dir))
     finally:
         torch.set_num_threads(previous_threads)
         if owns_process_group and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_encoder: Path,
-           out_dir: Path | None, checkpoint_dir: Path | None, live_dir: Path | None,
-           forbidden_texts: Iterable[str],
-           source_ratios: Mapping[str, float] | None) -> TrainResult:
+def _set_up(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_encoder: Path,
+            forbidden_texts: Iterable[str], source_ratios: Mapping[str, float] | None,
+            checkpoint_dir: Path | None) -> tuple[_Run, Progress]:
+    """Data, sampler, seeds, model, optimizer and the restored checkpoint (if any), in the order
+    that makes a run repeatable (seeds before the model is loaded, restore before DDP)."""
     ddp, device = _start_distributed(resolve_device(config.device))
     # Before anything is loaded: a batch that cannot fit fails now, not at the first step.
     check_training_memory(batch_size=config.batch_size, max_length=config.max_length,
                           freeze_word_embeddings=config.freeze_word_embeddings,
                           encoder=base_encoder, device=device)
     table = load_training_rows(shard_dirs, forbidden_texts)
-    sampler = HybridBatchSampler.from_table(
-        table, batch_size=config.batch_size, mix_ratio=config.mix_ratio,
-        language_sampling=config.language_sampling, source_ratios=source_ratios, seed=config.seed,
-        rank=ddp.rank, world_size=ddp.world_size)
+    mixture = BatchMixture(config.mix_ratio, source_ratios, config.language_sampling)
+    sampler = HybridBatchSampler.from_table(table, batch_size=config.batch_size, mixture=mixture,
+                                            seed=config.seed, rank=ddp.rank,
+                                            world_size=ddp.world_size)
     queries, passages = table.column("query").to_pylist(), table.column("passage").to_pylist()
     precision = resolve_precision(config.precision, device)
     fingerprint = run_fingerprint(config, shard_dirs, base_encoder, ddp.world_size, precision,
-                                  sampler.source_ratios)
+                                  BatchMixture(mixture.mix_ratio, sampler.source_ratios,
+                                               mixture.language_sampling))
 
     random.seed(config.seed + ddp.rank)
     np.random.seed(config.seed + ddp.rank)
@@ -437,124 +378,158 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
     if limit is not None and config.max_length > limit:
         raise PipelineError(f"params.yaml: 'train.max_length' is {config.max_length}, but "
                             f"{base_encoder} takes at most {limit} tokens")
-    truncated = {side: count_truncated(tokenizer, texts, prefix, config.max_length)
-                 for side, texts, prefix in (("queries", queries, config.query_prefix),
-                                             ("passages", passages, config.passage_prefix))}
-    if any(truncated.values()) and ddp.is_main:
-        log.warning("%d of %d distinct queries and %d of %d distinct passages are longer than "
-                    "train.max_length=%d tokens and are truncated", truncated["queries"],
-                    len(set(queries)), truncated["passages"], len(set(passages)),
-                    config.max_length)
+    truncated = _count_truncation(config, tokenizer, queries, passages, ddp.is_main)
     trainable = prepare_model(model, config.freeze_word_embeddings)
     optimizer = build_optimizer(model, config, device)
-    scheduler = linear_warmup_decay(optimizer, config.warmup_steps, config.steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    criterion = InfoNCELoss(config.temperature)
-
-    step, micro_batches, history = 0, 0, []
-    state = _load_latest_checkpoint(checkpoint_dir, fingerprint)
-    if state is not None:
-        missing, unexpected = model.load_state_dict(state["model"], strict=False)
-        if unexpected or any(p.requires_grad for n, p in model.named_parameters() if n in missing):
-            raise PipelineError(f"{checkpoint_dir}: checkpoint does not match the model "
-                                f"(unexpected {unexpected[:3]}, missing {missing[:3]})")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"][ddp.rank])
-        step, micro_batches, history = state["step"], state["micro_batches"], state["history"]
-
+    state = TrainingState(model, optimizer,
+                          linear_warmup_decay(optimizer, config.warmup_steps, config.steps),
+                          torch.amp.GradScaler(device.type, enabled=precision == "fp16"))
+    checkpoints = CheckpointStore(checkpoint_dir, fingerprint, config.keep_checkpoints)
+    saved = checkpoints.latest()  # restored before DDP wraps (and broadcasts) the model
+    progress = checkpoints.restore(saved, state, ddp.rank) if saved is not None else Progress()
     dual: torch.nn.Module = DualEncoder(model)
     if ddp.enabled:
         dual = torch.nn.parallel.DistributedDataParallel(
             dual, device_ids=[device.index] if device.type == "cuda" else None)
-    counts = {"mono": 0.0, "cross": 0.0, "fallback": 0.0}
-    if history:
-        counts = {k: history[-1][f"{k}_batches"] for k in counts}
+    run = _Run(config, ddp, device, precision, sampler, queries, passages, tokenizer, state,
+               trainable, dual, InfoNCELoss(config.temperature), checkpoints, truncated,
+               resumed_from=progress.step)
+    return run, progress
 
-    plans = sampler.plans(start=micro_batches)
+
+def _count_truncation(config: TrainConfig, tokenizer, queries: list[str], passages: list[str],
+                      report: bool) -> dict[str, int]:
+    """Distinct queries / passages longer than ``train.max_length`` (warned about once)."""
+    truncated = {side: count_truncated(tokenizer, texts, prefix, config.max_length)
+                 for side, texts, prefix in (("queries", queries, config.query_prefix),
+                                             ("passages", passages, config.passage_prefix))}
+    if any(truncated.values()) and report:
+        log.warning("%d of %d distinct queries and %d of %d distinct passages are longer than "
+                    "train.max_length=%d tokens and are truncated", truncated["queries"],
+                    len(set(queries)), truncated["passages"], len(set(passages)),
+                    config.max_length)
+    return truncated
+
+
+def _train_loop(run: _Run, progress: Progress) -> tuple[Progress, list[float]]:
+    """Step from ``progress`` (a restored checkpoint's, or step 0) to ``train.steps``; the final
+    progress (history) and the seconds of every step this process ran."""
+    config, ddp = run.config, run.ddp
+    counts = {"mono": 0.0, "cross": 0.0, "fallback": 0.0}
+    if progress.history:
+        counts = {k: progress.history[-1][f"{k}_batches"] for k in counts}
+    plans = run.sampler.plans(start=progress.micro_batches)
     timings = []
-    bar = progress_bar(config.steps, initial=step, desc="train", unit="step",
+    bar = progress_bar(config.steps, initial=progress.step, desc="train", unit="step",
                        disable=not ddp.is_main)
-    while step < config.steps:
+    while progress.step < config.steps:
         started = time.perf_counter()
-        # [loss sum, mono, cross, fallback] over this step's micro-batches, summed over ranks.
-        totals = torch.zeros(4, dtype=torch.float64)
-        for micro in range(config.grad_accum_steps):
-            plan = next(plans)
-            query_batch = tokenize(tokenizer, [queries[i] for i in plan.indices],
-                                   config.query_prefix, config.max_length, device)
-            passage_batch = tokenize(tokenizer, [passages[i] for i in plan.indices],
-                                     config.passage_prefix, config.max_length, device)
-            last = micro == config.grad_accum_steps - 1
-            sync = dual.no_sync() if ddp.enabled and not last else contextlib.nullcontext()
-            with sync:
-                with autocast(device, precision):
-                    query_embeddings, passage_embeddings = dual(query_batch, passage_batch)
-                loss = criterion(query_embeddings, passage_embeddings) / config.grad_accum_steps
-                scaler.scale(loss).backward()
-            totals += torch.tensor([loss.item(), plan.kind == "mono", plan.kind == "cross",
-                                    plan.fallback], dtype=torch.float64)
-        micro_batches += config.grad_accum_steps
-        if config.max_grad_norm > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        learning_rate = scheduler.get_last_lr()[0]
-        scheduler.step()
-        step += 1
-        if ddp.enabled:  # nccl reduces device tensors only
-            reduced = totals.to(device)
-            dist.all_reduce(reduced)
-            totals = reduced.cpu()
+        totals, learning_rate = _train_step(run, plans)
+        progress.micro_batches += config.grad_accum_steps
+        progress.step += 1
         loss_value = totals[0].item() / ddp.world_size
         for i, name in enumerate(("mono", "cross", "fallback"), start=1):
             counts[name] += totals[i].item()
-        row = {"step": step - 1, "loss": loss_value, "lr": learning_rate,
-               "mono_batches": counts["mono"], "cross_batches": counts["cross"],
-               "fallback_batches": counts["fallback"]}
-        history.append(row)
+        progress.history.append({
+            "step": progress.step - 1, "loss": loss_value, "lr": learning_rate,
+            "mono_batches": counts["mono"], "cross_batches": counts["cross"],
+            "fallback_batches": counts["fallback"]})
         timings.append(time.perf_counter() - started)
-        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}")  # before update:
-        bar.update(1)  # a line written off a terminal then shows this step's loss
-
-        if checkpoint_dir is not None and config.checkpoint_every and \
-                step % config.checkpoint_every == 0 and step < config.steps:
-            rng_states = [None] * ddp.world_size
-            if ddp.enabled:
-                dist.all_gather_object(rng_states, _rng_state())
-            else:
-                rng_states = [_rng_state()]
-            if ddp.is_main:
-                _write_checkpoint(checkpoint_dir, {
-                    "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "step": step,
-                    "micro_batches": micro_batches, "model": _trainable_state(model),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(), "rng": rng_states, "history": history,
-                }, config.keep_checkpoints)
-            if ddp.enabled:
-                dist.barrier()
+        # postfix first: the line written by update() shows this step's loss
+        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}")
+        bar.update(1)
+        if config.checkpoint_every and progress.step % config.checkpoint_every == 0 \
+                and progress.step < config.steps:
+            _save_checkpoint(run, progress)
     bar.close()
+    return progress, timings
 
-    summary = {
-        "steps": config.steps, "world_size": ddp.world_size, "precision": precision,
-        "pairs_seen": config.steps * config.grad_accum_steps * config.batch_size * ddp.world_size,
+
+def _train_step(run: _Run, plans) -> tuple[torch.Tensor, float]:
+    """One optimizer step over ``grad_accum_steps`` hybrid micro-batches.
+
+    Returns ``[loss sum, mono, cross, fallback]`` over the step's micro-batches (summed over
+    ranks) and the learning rate the step used.
+    """
+    config, device, state = run.config, run.device, run.state
+    totals = torch.zeros(4, dtype=torch.float64)
+    for micro in range(config.grad_accum_steps):
+        plan = next(plans)
+        query_batch = tokenize(run.tokenizer, [run.queries[i] for i in plan.indices],
+                               config.query_prefix, config.max_length, device)
+        passage_batch = tokenize(run.tokenizer, [run.passages[i] for i in plan.indices],
+                                 config.passage_prefix, config.max_length, device)
+        last = micro == config.grad_accum_steps - 1
+        sync = run.dual.no_sync() if run.ddp.enabled and not last else contextlib.nullcontext()
+        with sync:
+            with autocast(device, run.precision):
+                query_embeddings, passage_embeddings = run.dual(query_batch, passage_batch)
+            loss = run.criterion(query_embeddings, passage_embeddings) / config.grad_accum_steps
+            state.scaler.scale(loss).backward()
+        totals += torch.tensor([loss.item(), plan.kind == "mono", plan.kind == "cross",
+                                plan.fallback], dtype=torch.float64)
+    if config.max_grad_norm > 0:
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.trainable, config.max_grad_norm)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.optimizer.zero_grad(set_to_none=True)
+    learning_rate = state.scheduler.get_last_lr()[0]
+    state.scheduler.step()
+    if run.ddp.enabled:  # nccl reduces device tensors only
+        reduced = totals.to(device)
+        dist.all_reduce(reduced)
+        totals = reduced.cpu()
+    return totals, learning_rate
+
+
+def _save_checkpoint(run: _Run, progress: Progress) -> None:
+    """Every rank's RNG states gathered; rank 0 writes the checkpoint."""
+    if run.checkpoints.folder is None:
+        return
+    rng_states = [None] * run.ddp.world_size
+    if run.ddp.enabled:
+        dist.all_gather_object(rng_states, rng_state())
+    else:
+        rng_states = [rng_state()]
+    if run.ddp.is_main:
+        run.checkpoints.write(run.state, progress, rng_states)
+    if run.ddp.enabled:
+        dist.barrier()
+
+
+def _summary(run: _Run, progress: Progress) -> dict[str, Any]:
+    """What the run did, from its inputs alone (saved with the model)."""
+    config, history, model = run.config, progress.history, run.state.model
+    last = history[-1] if history else {}
+    return {
+        "steps": config.steps, "world_size": run.ddp.world_size, "precision": run.precision,
+        "pairs_seen": config.steps * config.grad_accum_steps * config.batch_size
+        * run.ddp.world_size,
         "final_loss": history[-1]["loss"] if history else None,
         "first_loss": history[0]["loss"] if history else None,
-        "mono_batches": int(counts["mono"]), "cross_batches": int(counts["cross"]),
-        "fallback_batches": int(counts["fallback"]),
-        "unusable_groups": ["/".join(k) for k in sampler.unusable_groups],
-        "truncated_queries": truncated["queries"], "truncated_passages": truncated["passages"],
-        "trainable_parameters": sum(p.numel() for p in trainable),
+        "mono_batches": int(last.get("mono_batches", 0)),
+        "cross_batches": int(last.get("cross_batches", 0)),
+        "fallback_batches": int(last.get("fallback_batches", 0)),
+        "unusable_groups": ["/".join(k) for k in run.sampler.unusable_groups],
+        "truncated_queries": run.truncated["queries"],
+        "truncated_passages": run.truncated["passages"],
+        "trainable_parameters": sum(p.numel() for p in run.trainable),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+
+
+def _finish(run: _Run, progress: Progress, timings: list[float], out_dir: Path | None,
+            live_dir: Path | None) -> TrainResult:
+    """Summary, curves, the encoder folder (rank 0), checkpoints removed."""
+    config, ddp = run.config, run.ddp
+    summary = _summary(run, progress)
+    median = float(np.median(timings)) if timings else None
     timing = {
-        "resumed_from_step": state["step"] if state is not None else 0,
-        "seconds_per_step": float(np.median(timings)) if timings else None,
+        "resumed_from_step": run.resumed_from,
+        "seconds_per_step": median,
         "pairs_per_second": (config.grad_accum_steps * config.batch_size * ddp.world_size
-                             / float(np.median(timings))) if timings else None,
+                             / median) if median else None,
     }
     if ddp.is_main:
         if live_dir is not None:
@@ -562,21 +537,20 @@ def _train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_en
             # live_dir (as every stage output): a killed run leaves no half-written dvclive/.
             # The history they come from is in every checkpoint, so a resumed run has it all.
             with atomic_path(live_dir) as tmp:
-                live = _open_live(tmp.resolve(), history)
+                live = _open_live(tmp.resolve(), progress.history)
                 live.summary.setdefault("train", {}).update(
                     {k: v for k, v in {**summary, **timing}.items()
                      if isinstance(v, (int, float)) and not isinstance(v, bool)})
                 live.end()
         if out_dir is not None:
-            save_encoder(model, tokenizer, out_dir, config, summary, fingerprint,
-                         machine_facts(device, precision, measured=False))
-        if checkpoint_dir is not None:
-            for path in checkpoint_paths(checkpoint_dir):
-                path.unlink(missing_ok=True)
+            save_encoder(run.state.model, run.tokenizer, out_dir, config, summary,
+                         run.checkpoints.fingerprint,
+                         machine_facts(run.device, run.precision, measured=False))
+        run.checkpoints.clear()
     if ddp.enabled:
         dist.barrier()
-    model.eval()
-    return TrainResult(model=model, summary=summary, timing=timing)
+    run.state.model.eval()
+    return TrainResult(model=run.state.model, summary=summary, timing=timing)
 
 
 def save_encoder(model: torch.nn.Module, tokenizer, out_dir: Path, config: TrainConfig,

@@ -33,25 +33,24 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .config import distinct, invalid, param, read_section
 from .errors import PipelineError
 from .io import atomic_path, read_json, write_json
 from .progress import Progress, progress_bar
 from .sources import sha256_file
-from .stage import require
 from .text import sanitize_text, sentence_spans
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("ctranslate2", "bergamot")
 MANIFEST = "engine.json"
 SHARED_MODEL_DIR = "_model"
-QUANTIZATIONS = ("int8", "int8_float32", "int16", "float16", "bfloat16", "float32")
 
 # --------------------------------------------------------------------------------------------
 # Language codes
@@ -178,34 +177,46 @@ def bad_script_lines(sources: Sequence[str], translations: Sequence[str], lang: 
 # Options
 # --------------------------------------------------------------------------------------------
 
+def _language_codes(values: list[Any], where: str) -> list[Any]:
+    """``translate.languages``: distinct known codes other than ``en`` (the source language)."""
+    if not values or not all(isinstance(x, str) and x for x in values) or "en" in values:
+        raise invalid(where, values, "a non-empty list of distinct language codes other than "
+                                     "'en'")
+    distinct(values, where)
+    unknown = [lang for lang in values if lang not in LANGUAGE_SCRIPTS]
+    if unknown:
+        raise PipelineError(f"{where} has unknown language code {unknown[0]!r}, expected codes "
+                            f"from {sorted(LANGUAGE_SCRIPTS)}")
+    return values
+
+
+def _languages_param() -> Any:
+    return param(help="target languages of en->X (one translate@<lang> stage each)",
+                 check=_language_codes)
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
-    """Decoding and threading options (``params.yaml: translate``); see :meth:`from_params`."""
+    """Decoding and threading options (``params.yaml: translate``; every key required).
 
-    beam_size: int = 2
-    max_decoding_length: int = 256
-    no_repeat_ngram_size: int = 0
-    repetition_penalty: float = 1.0
-    batch_tokens: int = 2048
-    inter_threads: int = 1
-    intra_threads: int = 0
-    threads: int = 2
+    Read with ``read_section(DecodingOptions, params, "translate", params_path)``.
+    """
 
-    @classmethod
-    def from_params(cls, cfg: dict[str, Any], where: str = "translate") -> "DecodingOptions":
-        """Read and range-check the options from a params section."""
-        return cls(
-            beam_size=require(cfg, "beam_size", int, where=where, low=1, high=16),
-            max_decoding_length=require(cfg, "max_decoding_length", int, where=where,
-                                        low=8, high=4096),
-            no_repeat_ngram_size=require(cfg, "no_repeat_ngram_size", int, where=where,
-                                         low=0, high=32),
-            repetition_penalty=float(require(cfg, "repetition_penalty", (int, float),
-                                             where=where, low=1.0, high=3.0)),
-            batch_tokens=require(cfg, "batch_tokens", int, where=where, low=16, high=1 << 20),
-            inter_threads=require(cfg, "inter_threads", int, where=where, low=1, high=256),
-            intra_threads=require(cfg, "intra_threads", int, where=where, low=0, high=256),
-            threads=require(cfg, "threads", int, where=where, low=1, high=256))
+    beam_size: int = param(2, help="ctranslate2 beam size", low=1, high=16, required=True)
+    max_decoding_length: int = param(256, help="ctranslate2: output tokens per sentence",
+                                     low=8, high=4096, required=True)
+    no_repeat_ngram_size: int = param(0, help="ctranslate2 repetition guard (0 = off)",
+                                      low=0, high=32, required=True)
+    repetition_penalty: float = param(1.0, help="ctranslate2 repetition penalty (1.0 = off)",
+                                      low=1.0, high=3.0, required=True)
+    batch_tokens: int = param(2048, help="ctranslate2: source tokens per batch",
+                              low=16, high=1 << 20, required=True)
+    inter_threads: int = param(1, help="ctranslate2: batches in parallel", low=1, high=256,
+                               required=True)
+    intra_threads: int = param(0, help="ctranslate2: threads per batch (0 = its default)",
+                               low=0, high=256, required=True)
+    threads: int = param(2, help="bergamot: thread pool over one engine instance",
+                         low=1, high=256, required=True)
 
     def fingerprint(self) -> dict[str, Any]:
         """The options that change the output (threads and batching do not)."""
@@ -378,41 +389,42 @@ class CTranslate2Engine:
 # Conversion (convert_nmt stage) and loading
 # --------------------------------------------------------------------------------------------
 
+class EngineName(StrEnum):
+    """``translate.engine``."""
+
+    CTRANSLATE2 = "ctranslate2"
+    BERGAMOT = "bergamot"
+
+
+class Quantization(StrEnum):
+    """``translate.quantization``: CTranslate2's weight types."""
+
+    INT8 = "int8"
+    INT8_FLOAT32 = "int8_float32"
+    INT16 = "int16"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    FLOAT32 = "float32"
+
+
 @dataclass(frozen=True)
 class ConversionSpec:
     """What ``convert_nmt`` builds (``params.yaml: translate``); see :meth:`from_params`."""
 
-    engine: str
-    languages: tuple[str, ...]
-    model: str
-    reverse_model: str | None = None
-    quantization: str = "int8"
+    engine: EngineName = param(help="bergamot (offline, en<->pt) or ctranslate2")
+    languages: tuple[str, ...] = _languages_param()
+    model: str = param(help="ctranslate2: hub id or local folder; '{lang}' = one Marian model "
+                            "per pair, else one multilingual model (NLLB/M2M100)")
+    reverse_model: str | None = param(None, help="ctranslate2 + Marian: the X->en model "
+                                                 "(null = none)", check=lambda v, _: v or None)
+    quantization: Quantization = param(Quantization.INT8, help="ctranslate2 weight type",
+                                       required=True)
 
     @classmethod
-    def from_params(cls, cfg: dict[str, Any], where: str = "translate") -> "ConversionSpec":
-        engine = require(cfg, "engine", str, where=where)
-        if engine not in ENGINES:
-            raise PipelineError(f"params.yaml: '{where}.engine' is {engine!r}, expected one of "
-                                f"{', '.join(ENGINES)}")
-        languages = require(cfg, "languages", list, where=where)
-        if not languages or not all(isinstance(x, str) and x for x in languages) \
-                or len(set(languages)) != len(languages) or "en" in languages:
-            raise PipelineError(f"params.yaml: '{where}.languages' is {languages!r}, expected a "
-                                f"non-empty list of distinct language codes other than 'en'")
-        unknown = [lang for lang in languages if lang not in LANGUAGE_SCRIPTS]
-        if unknown:
-            raise PipelineError(f"params.yaml: '{where}.languages' has unknown language code "
-                                f"{unknown[0]!r}, expected codes from {sorted(LANGUAGE_SCRIPTS)}")
-        model = require(cfg, "model", str, where=where)
-        reverse = cfg.get("reverse_model")
-        if reverse is not None and not isinstance(reverse, str):
-            raise PipelineError(f"params.yaml: '{where}.reverse_model' is {reverse!r}, expected "
-                                f"a model id, a folder or null")
-        quantization = require(cfg, "quantization", str, where=where)
-        if quantization not in QUANTIZATIONS:
-            raise PipelineError(f"params.yaml: '{where}.quantization' is {quantization!r}, "
-                                f"expected one of {', '.join(QUANTIZATIONS)}")
-        return cls(engine, tuple(languages), model, reverse or None, quantization)
+    def from_params(cls, cfg: Mapping[str, Any], where: str = "translate",
+                    params_path: str = "params.yaml") -> "ConversionSpec":
+        """Read the spec from the section ``cfg`` (named ``where`` in errors)."""
+        return read_section(cls, {where: cfg}, where, params_path)
 
     def directions(self) -> list[tuple[str, str]]:
         """en->X for every language, plus X->en where a reverse model exists."""
@@ -422,6 +434,18 @@ class ConversionSpec:
         if self.reverse_model or not is_template(self.model):
             return forward + [(lang, "en") for lang in self.languages]
         return forward
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    """The ``translate`` keys of the translate stage itself: its languages, cache and checks."""
+
+    languages: tuple[str, ...] = _languages_param()
+    cache_chunk: int = param(help="distinct sentences per resumable cache chunk", low=1)
+    min_script_share: float = param(help="a translation is bad under this share of letters in "
+                                         "the language's script", low=0.0, high=1.0)
+    max_bad_share: float = param(help="the stage fails above this share of bad questions/answer "
+                                      "sentences", low=0.0, high=1.0)
 
 
 def is_template(model: str) -> bool:
@@ -459,15 +483,17 @@ def _converter_class() -> type:
     return Converter
 
 
-def convert_hf_model(model: str, out_dir: Path, quantization: str, param: str) -> None:
+def convert_hf_model(model: str, out_dir: Path, quantization: str, param: str,
+                     params_path: str = "params.yaml") -> None:
     """Convert a Hugging Face seq2seq model (hub id or local folder) to CTranslate2 in ``out_dir``
-    and save its tokenizer beside it. Raises :class:`PipelineError` naming ``param`` when the
-    model cannot be loaded (absent folder, or a hub id that is not cached while offline)."""
+    and save its tokenizer beside it. Raises :class:`PipelineError` naming ``params_path`` and
+    ``param`` when the model cannot be loaded (absent folder, or a hub id that is not cached
+    while offline)."""
     import ctranslate2  # noqa: PLC0415
     from transformers import AutoTokenizer  # noqa: PLC0415
 
     if _looks_local(model) and not Path(model).expanduser().is_dir():
-        raise PipelineError(f"params.yaml: '{param}' is {model!r}, a local folder that does not "
+        raise PipelineError(f"{params_path}: '{param}' is {model!r}, a local folder that does not "
                             f"exist; put a Hugging Face model there (config.json, weights, "
                             f"tokenizer files) or name a hub id")
     source = str(Path(model).expanduser()) if _looks_local(model) else model
@@ -478,14 +504,14 @@ def convert_hf_model(model: str, out_dir: Path, quantization: str, param: str) -
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(
-            f"params.yaml: '{param}' is {model!r}, which could not be loaded ({first_line}). "
+            f"{params_path}: '{param}' is {model!r}, which could not be loaded ({first_line}). "
             f"Without internet access the model must be a local folder: on a connected machine "
             f"run `hf download {model} --local-dir models/hf/{model.split('/')[-1]}`, copy it "
             f"here and set {param} to that folder") from None
 
 
-def _multilingual_tokens(model_dir: Path, model: str, langs: Iterable[str]
-                         ) -> tuple[str, dict[str, str]]:
+def _multilingual_tokens(model_dir: Path, model: str, langs: Iterable[str],
+                         params_path: str = "params.yaml") -> tuple[str, dict[str, str]]:
     """Kind (nllb or m2m100) of a converted multilingual model and each language's code in it,
     read from the CTranslate2 vocabulary (what the decoder prefix must be found in)."""
     vocab_file = next((model_dir / name for name in ("shared_vocabulary.json",
@@ -501,18 +527,20 @@ def _multilingual_tokens(model_dir: Path, model: str, langs: Iterable[str]
         if token_of(code_of("en")) in vocab:
             missing = [lang for lang in langs if token_of(code_of(lang)) not in vocab]
             if missing:
-                raise PipelineError(f"params.yaml: translate.model {model!r} ({kind}) has no "
+                raise PipelineError(f"{params_path}: translate.model {model!r} ({kind}) has no "
                                     f"language token for {', '.join(missing)} "
                                     f"(translate.languages)")
             return kind, {lang: code_of(lang) for lang in langs}
     raise PipelineError(
-        f"params.yaml: translate.model {model!r} is not a per-language template (with '{{lang}}') "
-        f"and has neither NLLB (eng_Latn) nor M2M100 (__en__) language tokens")
+        f"{params_path}: translate.model {model!r} is not a per-language template (with "
+        f"'{{lang}}') and has neither NLLB (eng_Latn) nor M2M100 (__en__) language tokens")
 
 
-def convert_models(spec: ConversionSpec, out_dir: Path) -> list[dict[str, Any]]:
+def convert_models(spec: ConversionSpec, out_dir: Path,
+                   params_path: str = "params.yaml") -> list[dict[str, Any]]:
     """Build ``models/nmt`` at ``out_dir`` (a fresh folder): one ``<src>-<tgt>/engine.json``
-    per direction plus the converted model(s); returns the manifests written.
+    per direction plus the converted model(s); returns the manifests written. Errors about the
+    spec's models name ``params_path`` (the params file the spec was read from).
 
     * bergamot: nothing to convert; manifests name the package, its version and model hash.
     * ctranslate2, ``model`` a template over ``{lang}`` (Marian, one model per pair): each
@@ -536,14 +564,15 @@ def convert_models(spec: ConversionSpec, out_dir: Path) -> list[dict[str, Any]]:
                                else (spec.reverse_model, "translate.reverse_model"))
             model = template.format(lang=tgt if forward else src)
             target = direction_dir(out_dir, src, tgt)
-            convert_hf_model(model, target, spec.quantization, param)
+            convert_hf_model(model, target, spec.quantization, param, params_path)
             manifests.append({"engine": "ctranslate2", "kind": "marian", "model": model,
                               "model_dir": ".", "src_lang": src, "tgt_lang": tgt,
                               "src_code": src, "tgt_code": tgt, "tgt_token": None})
     else:
         shared = out_dir / SHARED_MODEL_DIR
-        convert_hf_model(spec.model, shared, spec.quantization, "translate.model")
-        kind, codes = _multilingual_tokens(shared, spec.model, ("en", *spec.languages))
+        convert_hf_model(spec.model, shared, spec.quantization, "translate.model", params_path)
+        kind, codes = _multilingual_tokens(shared, spec.model, ("en", *spec.languages),
+                                           params_path)
         for src, tgt in spec.directions():
             token = codes[tgt] if kind == "nllb" else f"__{codes[tgt]}__"
             manifests.append({"engine": "ctranslate2", "kind": kind, "model": spec.model,
@@ -599,7 +628,7 @@ def load_engine(models_dir: str | os.PathLike, src_lang: str, tgt_lang: str,
         return CTranslate2Engine(direction_dir(models_dir, src_lang, tgt_lang), manifest, options)
     raise PipelineError(f"{direction_dir(models_dir, src_lang, tgt_lang) / MANIFEST}: field "
                         f"'engine' is {manifest.get('engine')!r}, expected one of "
-                        f"{', '.join(ENGINES)}")
+                        f"{', '.join(EngineName)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Paired-bootstrap comparisons of the committed default run, the base encoder and the finished
 # ablation experiments (README "Ablations"); writes metrics/ablations/*.json, which
-# `python stages/results_tables.py --update README.md` renders. Needs the experiments
+# `python scripts/results_tables.py --update README.md` renders. Needs the experiments
 #   qa-only (-S domain_ratio=0), domain-mono (-S domain.cross_lingual=false),
 #   mix0 (-S mix_ratio=0), mix1 (-S mix_ratio=1)
 # queued and run as in README "Sweep over mix_ratio (and domain_ratio)", and HEAD = the default run.
@@ -13,7 +13,7 @@ DOMAIN_LANGS="de es fr id it ja zh"
 OTHER_LANGS="ar el hi ko nl ru th tr vi"
 out=metrics/ablations
 mkdir -p "$out"
-compare() { python stages/compare.py "$@" > /dev/null; }
+compare() { python scripts/compare.py "$@" > /dev/null; }
 compare HEAD qa-only --path-a metrics/base_per_query.parquet \
     --label "QA only (domain_ratio 0) - base encoder" --json-out "$out/1-qa-only-vs-base.json"
 for group in all domain other; do

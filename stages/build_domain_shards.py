@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from hybrid_retrieval.domain import FaqLeakageGuard, domain_shard_table, read_domain_config
+from hybrid_retrieval.domain import domain_shard_table, read_domain_config
 from hybrid_retrieval.io import read_parquet
+from hybrid_retrieval.leakage import FaqLeakageGuard
 from hybrid_retrieval.schemas import DOMAIN_PAIRS
-from hybrid_retrieval.shards import write_shards
-from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.config import read_section
+from hybrid_retrieval.shards import ShardsConfig, write_shards
+from hybrid_retrieval.stage import load_params, run_stage
 
 
 def main() -> None:
@@ -26,15 +28,14 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    cfg = section(params, "shards", args.params)
-    rows_per_shard = require(cfg, "rows_per_shard", int, where="shards", low=1)
-    row_group_size = require(cfg, "row_group_size", int, where="shards", low=1)
-    config = read_domain_config(params)
+    shards = read_section(ShardsConfig, params, "shards", args.params)
+    config = read_domain_config(params, args.params)
 
     table = domain_shard_table(read_parquet(args.pairs, schema=DOMAIN_PAIRS))
     guard = FaqLeakageGuard.from_dir(args.faq_dir, min_chars=config.leakage_min_chars)
     guard.assert_clean(table, what=args.pairs)
-    manifest = write_shards(table, args.out, rows_per_shard, row_group_size=row_group_size)
+    manifest = write_shards(table, args.out, shards.rows_per_shard,
+                            row_group_size=shards.row_group_size)
     kinds = {kind: table.column("kind").to_pylist().count(kind) for kind in ("mono", "cross")}
     print(f"build_domain_shards: {manifest['rows']} rows ({kinds['mono']} mono, {kinds['cross']} "
           f"cross, {len(manifest['pair_counts'])} language pairs) in {len(manifest['shards'])} "

@@ -8,8 +8,9 @@ from pathlib import Path
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import read_parquet
 from hybrid_retrieval.schemas import SQUAD_TRAIN, TRANSLATED
-from hybrid_retrieval.shards import build_parallel_pairs, write_shards
-from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.config import read_section
+from hybrid_retrieval.shards import ShardsConfig, build_parallel_pairs, write_shards
+from hybrid_retrieval.stage import load_params, run_stage
 
 
 def main() -> None:
@@ -22,10 +23,7 @@ def main() -> None:
     parser.add_argument("--out", default="data/shards/parallel")
     args = parser.parse_args()
 
-    cfg = section(load_params(args.params), "shards", args.params)
-    rows_per_shard = require(cfg, "rows_per_shard", int, where="shards", low=1)
-    row_group_size = require(cfg, "row_group_size", int, where="shards", low=1)
-    include_title = require(cfg, "include_title", bool, where="shards")
+    shards = read_section(ShardsConfig, load_params(args.params), "shards", args.params)
 
     paths: list[Path] = []
     for item in map(Path, args.translated):
@@ -42,9 +40,10 @@ def main() -> None:
         translated[path.stem] = read_parquet(path, schema=TRANSLATED, nonempty=True)
         names[path.stem] = str(path)
     squad = read_parquet(args.squad, schema=SQUAD_TRAIN, nonempty=True)
-    table, stats = build_parallel_pairs(squad, translated, include_title=include_title,
+    table, stats = build_parallel_pairs(squad, translated, include_title=shards.include_title,
                                         squad_name=args.squad, translated_names=names)
-    manifest = write_shards(table, args.out, rows_per_shard, row_group_size=row_group_size)
+    manifest = write_shards(table, args.out, shards.rows_per_shard,
+                            row_group_size=shards.row_group_size)
     counts = ", ".join(f"{key.split(':', 1)[1]} {n}" for key, n in manifest["pair_counts"].items())
     print(f"build_shards: {manifest['rows']} rows ({counts}; {stats['blank']} blank texts "
           f"skipped) in {len(manifest['shards'])} shards -> {args.out}")

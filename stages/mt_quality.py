@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 
+from hybrid_retrieval.config import read_section
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import write_json
-from hybrid_retrieval.mt_quality import TEST_SETS, evaluate
-from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.mt_quality import MtQualityConfig, evaluate
+from hybrid_retrieval.sources import DataConfig
+from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.translation import DecodingOptions
 
 
@@ -25,20 +27,15 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    data, cfg = section(params, "data"), section(params, "mt_quality")
-    options = DecodingOptions.from_params(section(params, "translate"))
-    test_sets = require(cfg, "test_sets", list, where="mt_quality")
-    if not test_sets or any(name not in TEST_SETS for name in test_sets):
-        raise PipelineError(f"params.yaml: 'mt_quality.test_sets' is {test_sets!r}, expected a "
-                            f"non-empty list of {', '.join(TEST_SETS)}")
-    max_pairs = require(cfg, "max_pairs", int, where="mt_quality", low=0)
-    seed = require(cfg, "seed", int, where="mt_quality")
+    data = read_section(DataConfig, params, "data", args.params)
+    config = read_section(MtQualityConfig, params, "mt_quality", args.params)
+    options = read_section(DecodingOptions, params, "translate", args.params)
+    test_sets = list(config.test_sets)
 
-    rows = evaluate(args.models, options, test_sets, max_pairs, seed,
-                    require(data, "mirror", str, where="data"),
-                    require(data, "download_dir", str, where="data"))
+    rows = evaluate(args.models, options, test_sets, config.max_pairs, config.seed,
+                    data.mirror, data.download_dir)
     if not rows:
-        raise PipelineError(f"params.yaml: none of mt_quality.test_sets {test_sets} has the "
+        raise PipelineError(f"{args.params}: none of mt_quality.test_sets {test_sets} has the "
                             f"languages converted in {args.models}")
     write_json(rows, args.out)
     summary = "; ".join(f"{key} n={r['n']} chrF++ {r['chrf']:.1f} BLEU {r['bleu']:.1f}"

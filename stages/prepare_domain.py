@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from hybrid_retrieval.domain import FaqLeakageGuard, build_domain_pairs, read_domain_config
+from hybrid_retrieval.domain import build_domain_pairs, read_domain_config
 from hybrid_retrieval.io import write_json, write_parquet
+from hybrid_retrieval.leakage import FaqLeakageGuard
 from hybrid_retrieval.schemas import DOMAIN_PAIRS, SCHEMA_VERSION
-from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.config import read_section
+from hybrid_retrieval.sources import DataConfig
+from hybrid_retrieval.stage import load_params, run_stage
 
 
 def main() -> None:
@@ -28,13 +31,11 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    data = section(params, "data", args.params)
-    mirror = require(data, "mirror", str, where="data")
-    download_dir = require(data, "download_dir", str, where="data")
-    config = read_domain_config(params)
+    data = read_section(DataConfig, params, "data", args.params)
+    config = read_domain_config(params, args.params)
     guard = FaqLeakageGuard.from_dir(args.faq_dir, min_chars=config.leakage_min_chars)
 
-    table, stats = build_domain_pairs(config, mirror, download_dir, guard)
+    table, stats = build_domain_pairs(config, data.mirror, data.download_dir, guard)
     write_parquet(table, args.out, schema=DOMAIN_PAIRS, version=SCHEMA_VERSION)
     write_json(stats, args.stats)
 

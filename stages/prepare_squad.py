@@ -8,7 +8,8 @@ import logging
 from hybrid_retrieval import sources, squad
 from hybrid_retrieval.io import write_parquet
 from hybrid_retrieval.schemas import SCHEMA_VERSION, SQUAD_TRAIN
-from hybrid_retrieval.stage import load_params, require, run_stage, section
+from hybrid_retrieval.config import read_section
+from hybrid_retrieval.stage import load_params, run_stage
 
 log = logging.getLogger("prepare_squad")
 
@@ -20,21 +21,17 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    data, cfg = section(params, "data"), section(params, "prepare")
-    max_questions = require(cfg, "max_questions", int, where="prepare", low=0)
-    seed = require(cfg, "seed", int, where="prepare")
+    data = read_section(sources.DataConfig, params, "data", args.params)
+    prepare = read_section(squad.SubsetConfig, params, "prepare", args.params)
 
-    mirror = require(data, "mirror", str, where="data")
-    download_dir = require(data, "download_dir", str, where="data")
-
-    train_path = sources.locate("squad-v1.1/train-v1.1.json", mirror, download_dir)
-    dev_path = sources.locate("squad-v1.1/dev-v1.1.json", mirror, download_dir)
+    train_path = sources.locate("squad-v1.1/train-v1.1.json", data.mirror, data.download_dir)
+    dev_path = sources.locate("squad-v1.1/dev-v1.1.json", data.mirror, data.download_dir)
     # XQuAD (our evaluation set) is built from SQuAD *dev* articles: train must not share any
     # (neither a title nor a paragraph).
     squad.assert_disjoint(train_path, dev_path)
 
     table = squad.read_squad(train_path)
-    subset = squad.sample_questions(table, max_questions, seed)
+    subset = squad.sample_questions(table, prepare.max_questions, prepare.seed)
     write_parquet(subset, args.out, schema=SQUAD_TRAIN, version=SCHEMA_VERSION)
     print(f"prepare_squad: {subset.num_rows} of {table.num_rows} questions "
           f"({len(set(subset.column('title').to_pylist()))} articles) -> {args.out}")

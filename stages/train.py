@@ -13,7 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from hybrid_retrieval.errors import PipelineError
-from hybrid_retrieval.sampler import check_probability
+from hybrid_retrieval.sampler import BatchMixture
+from hybrid_retrieval.shards import shard_sources
 from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.training import TrainConfig, train
 
@@ -46,24 +47,18 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    config = TrainConfig.from_params(params)
-    # P(domain batch): a top-level key so that `dvc exp run -S domain_ratio=0.2` works as written.
-    domain_ratio = check_probability(params.get("domain_ratio", 0.0),
-                                     f"{args.params}: 'domain_ratio'")
+    config = TrainConfig.from_params(params, args.params)
     shard_dirs = args.shards or ["data/shards/parallel"]
     for shard_dir in shard_dirs:
         if not Path(shard_dir).is_dir():
             raise PipelineError(f"{shard_dir}: shard folder not found (stage build_shards)")
-    if domain_ratio > 0 and len(shard_dirs) < 2:
-        raise PipelineError(f"{args.params}: 'domain_ratio' is {domain_ratio} but only "
-                            f"{shard_dirs} were given; add --shards data/shards/domain")
+    sources = sorted({source for shard_dir in shard_dirs for source in shard_sources(shard_dir)})
+    # P(mono), P(each source), language sampling: one validated mixture (top-level ratios).
+    mixture = BatchMixture.from_params(params, args.params, sources)
     forbidden = read_forbidden_texts(args.forbidden)
-
-    source_ratios = {"qa": 1.0 - domain_ratio, "domain": domain_ratio} if len(shard_dirs) > 1 \
-        else None
     result = train(config, shard_dirs, args.base_encoder, args.out,
                    checkpoint_dir=args.checkpoints, live_dir=args.live, forbidden_texts=forbidden,
-                   source_ratios=source_ratios)
+                   source_ratios=mixture.source_ratios)
     s, t = result.summary, result.timing
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
         print(f"train: {s['steps']} steps x {s['world_size']} rank(s) ({s['precision']}), "

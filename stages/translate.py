@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hybrid_retrieval.config import read_section
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import read_parquet, write_json, write_parquet
 from hybrid_retrieval.schemas import SCHEMA_VERSION, SQUAD_TRAIN, TRANSLATED
-from hybrid_retrieval.stage import load_params, require, run_stage, section
-from hybrid_retrieval.translation import (LANGUAGE_SCRIPTS, DecodingOptions, TranslationCache,
+from hybrid_retrieval.stage import load_params, run_stage
+from hybrid_retrieval.translation import (DecodingOptions, TranslateSettings, TranslationCache,
                                           load_engine, translate_squad)
 
 
@@ -35,20 +36,14 @@ def main() -> None:
     out = Path(args.out or f"data/translated/{args.lang}.parquet")
     stats_path = Path(args.stats or out.with_suffix(".stats.json"))
 
-    cfg = section(load_params(args.params), "translate")
-    languages = require(cfg, "languages", list, where="translate")
-    if args.lang not in languages:
-        raise PipelineError(f"params.yaml: translate.languages is {languages}, which lacks "
-                            f"--lang {args.lang!r}")
-    if args.lang not in LANGUAGE_SCRIPTS:
-        raise PipelineError(f"params.yaml: 'translate.languages' has unknown language code "
-                            f"{args.lang!r}, expected codes from {sorted(LANGUAGE_SCRIPTS)}")
-    options = DecodingOptions.from_params(cfg)
-    chunk_size = require(cfg, "cache_chunk", int, where="translate", low=1)
-    min_share = float(require(cfg, "min_script_share", (int, float), where="translate",
-                              low=0.0, high=1.0))
-    max_bad = float(require(cfg, "max_bad_share", (int, float), where="translate",
-                            low=0.0, high=1.0))
+    params = load_params(args.params)
+    settings = read_section(TranslateSettings, params, "translate", args.params)
+    if args.lang not in settings.languages:
+        raise PipelineError(f"{args.params}: translate.languages is {list(settings.languages)}, "
+                            f"which lacks --lang {args.lang!r}")
+    options = read_section(DecodingOptions, params, "translate", args.params)
+    chunk_size, min_share = settings.cache_chunk, settings.min_script_share
+    max_bad = settings.max_bad_share
 
     table = read_parquet(args.input, schema=SQUAD_TRAIN, nonempty=True)
     engine = load_engine(args.models, "en", args.lang, options)

@@ -16,8 +16,8 @@ import yaml
 from hybrid_retrieval import domain
 from hybrid_retrieval.debian_reference import (Paragraph, aligned_paragraphs, chapter_files,
                                                chapter_headings, chapter_paragraphs)
-from hybrid_retrieval.domain import (Block, DomainConfig, FaqLeakageGuard, LanguageView,
-                                     PairLimits)
+from hybrid_retrieval.domain import Block, DomainConfig, LanguageView, PairLimits
+from hybrid_retrieval.leakage import FaqLeakageGuard
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import read_json, read_parquet, write_parquet
 from hybrid_retrieval.schemas import DOMAIN_PAIRS, EVAL_CANDIDATES, EVAL_QUESTIONS

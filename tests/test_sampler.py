@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from hybrid_retrieval.errors import PipelineError
-from hybrid_retrieval.sampler import HybridBatchSampler
+from hybrid_retrieval.sampler import (BatchMixture, GroupChooser, HybridBatchSampler,
+                                       NoDuplicatesBatchFiller)
 from hybrid_retrieval.schemas import SHARD
 from hybrid_retrieval.shards import pair_kind
 
@@ -170,3 +171,106 @@ def test_other_bad_arguments():
         HybridBatchSampler.from_table(table, batch_size=4, mix_ratio=0.5, rank=2, world_size=2)
     with pytest.raises(PipelineError, match="can fill a batch"):
         HybridBatchSampler.from_table(table, batch_size=11, mix_ratio=0.5)
+
+
+# ------------------------------------------------ the two halves alone, and the mixture (issue 13)
+
+def _mixed_table() -> pa.Table:
+    """Two sources (qa: en pt; domain: en de fr, some cross pairs missing), case-only duplicate
+    queries: the table the pre-refactor digest below was computed on."""
+    rows = []
+    for i in range(60):
+        for source, langs in (("qa", ("en", "pt")), ("domain", ("en", "de", "fr"))):
+            for q, p in itertools.product(langs, langs):
+                if source == "domain" and i % 3 == 0 and q != p:
+                    continue
+                text = f"{q} Question {i % 50} about {source}?" if i % 7 else \
+                    f"{q} QUESTION {i % 50} ABOUT {source}?"
+                rows.append({"pair_id": f"{source}{i % 55}", "query_lang": q,
+                             "passage_lang": p, "query": text,
+                             "passage": f"{p} answer {i} of {source}.", "source": source,
+                             "kind": pair_kind(q, p)})
+    return pa.Table.from_pylist(rows, schema=SHARD)
+
+
+def test_batches_are_identical_to_the_sampler_before_it_was_split():
+    """Digest of the plans (indices, group, kind, epoch, position) that the one-class sampler of
+    commit 48b51ee (which trained the committed encoder) gave on this table: the composed
+    sampler must give the same batches for the same seed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    table = _mixed_table()
+    for sampling in ("uniform", "proportional"):
+        for world, rank in ((1, 0), (2, 1)):
+            sampler = HybridBatchSampler.from_table(
+                table, batch_size=6, mix_ratio=0.4, language_sampling=sampling,
+                source_ratios={"qa": 0.7, "domain": 0.3}, seed=13, rank=rank, world_size=world)
+            plans = sampler.plans()
+            for _ in range(3 * len(sampler) + 5):
+                p = next(plans)
+                digest.update(repr((p.indices, p.group, p.requested_kind, p.epoch,
+                                    p.position)).encode())
+    assert digest.hexdigest() == \
+        "91c90f981618c9de48072cb0f92f462b0dc459ada2dee4c20543a7f08486c3f4"
+
+
+def test_group_chooser_alone_follows_the_mixture():
+    groups = {("qa", "en", "en"): 10, ("qa", "en", "pt"): 10, ("qa", "pt", "pt"): 30,
+              ("domain", "de", "de"): 10}
+    mixture = BatchMixture(0.25, {"qa": 0.8, "domain": 0.2}, "uniform")
+    chooser = GroupChooser(groups, mixture, {"qa", "domain"})
+    draws = chooser.draw(20_000, np.random.default_rng(0))
+    sources = np.array([key[0] for key, _ in draws])
+    requested = np.array([kind for _, kind in draws])
+    kinds = np.array([pair_kind(key[1], key[2]) for key, _ in draws])
+    assert abs((sources == "domain").mean() - 0.2) < 0.01
+    assert abs((requested == "mono").mean() - 0.25) < 0.01
+    # domain has no cross group: its cross requests fall back to mono
+    assert set(kinds[sources == "domain"]) == {"mono"}
+    qa_mono = [key for (key, _), k in zip(draws, kinds) if key[0] == "qa" and k == "mono"]
+    share_pt = sum(key[1] == "pt" for key in qa_mono) / len(qa_mono)
+    assert abs(share_pt - 0.5) < 0.03  # uniform over languages, not 30:10 by rows
+    proportional = GroupChooser(groups, BatchMixture(1.0, {"qa": 1.0}, "proportional"),
+                                {"qa"})
+    keys = [key for key, _ in proportional.draw(20_000, np.random.default_rng(1))]
+    assert abs(sum(k == ("qa", "pt", "pt") for k in keys) / len(keys) - 0.75) < 0.02
+
+
+def test_no_duplicates_filler_alone():
+    from collections import deque
+
+    # rows 0-3 share a query code, rows 4-5 a passage code; row 6 repeats row 7's pair id
+    filler = NoDuplicatesBatchFiller(pair_codes=np.array([0, 1, 2, 3, 4, 5, 6, 6, 8, 9]),
+                                     query_codes=np.array([0, 0, 0, 0, 4, 5, 6, 7, 8, 9]),
+                                     passage_codes=np.array([0, 1, 2, 3, 4, 4, 6, 7, 8, 9]),
+                                     batch_size=4)
+    queue = deque(range(10))
+    batch = filler.fill(("qa", "en", "en"), np.arange(10), queue, np.random.default_rng(0))
+    assert batch == [0, 4, 6, 8]
+    assert list(queue)[:5] == [1, 2, 3, 5, 7]  # held back rows first, in order
+    assert filler.distinct(np.arange(10)) == 7  # at most 7 rows can share a batch
+    with pytest.raises(PipelineError, match="cannot fill a batch of 4"):
+        filler.fill(("qa", "en", "en"), np.arange(4), deque([0, 1, 2, 3]),
+                    np.random.default_rng(0))
+
+
+def test_mixture_from_params_names_sources_and_keys():
+    params = {"mix_ratio": 0.5, "domain_ratio": 0.2, "train": {"language_sampling": "uniform"}}
+    mixture = BatchMixture.from_params(params, "p.yaml", ["domain", "qa"])
+    assert mixture.source_ratios == {"domain": 0.2, "qa": 0.8} and mixture.mix_ratio == 0.5
+    assert BatchMixture.from_params({**params, "domain_ratio": 0.0}, "p.yaml",
+                                    ["qa"]).source_ratios is None
+    with pytest.raises(PipelineError, match=r"p.yaml: 'domain_ratio' is 0.2 but no shard folder "
+                                            r"holds 'domain' rows"):
+        BatchMixture.from_params(params, "p.yaml", ["qa"])
+    with pytest.raises(PipelineError, match=r"p.yaml: 'domain_ratio' is 1.5, expected a number"):
+        BatchMixture.from_params({**params, "domain_ratio": 1.5}, "p.yaml", ["domain", "qa"])
+    three = BatchMixture.from_params({**params, "parallel_ratio": 0.3}, "p.yaml",
+                                     ["domain", "parallel", "qa"],
+                                     {"domain": "domain_ratio", "parallel": "parallel_ratio"})
+    assert three.source_ratios == pytest.approx({"domain": 0.2, "parallel": 0.3, "qa": 0.5})
+    with pytest.raises(PipelineError, match="sum to"):
+        BatchMixture(0.5, {"qa": 0.5, "domain": 0.2})
+    with pytest.raises(PipelineError, match="language_sampling"):
+        BatchMixture(0.5, None, "by-size")

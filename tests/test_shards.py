@@ -14,8 +14,9 @@ import pytest
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import write_parquet
 from hybrid_retrieval.schemas import SHARD, SQUAD_TRAIN, TRANSLATED
-from hybrid_retrieval.shards import (MANIFEST, assert_no_leakage, build_parallel_pairs,
-                                     pair_counts, read_shards, write_shards)
+from hybrid_retrieval.leakage import assert_no_leakage
+from hybrid_retrieval.shards import (MANIFEST, build_parallel_pairs, pair_counts, read_shards,
+                                     write_shards)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,9 @@ def test_assert_no_leakage():
     message = str(info.value)
     assert "1 rows in column 'query'" in message and "What is thing 3?" in message
     assert "1 rows in column 'passage'" in message
+    # "The same text" is case-folded everywhere (issue 13): a case-only variant leaks too.
+    with pytest.raises(PipelineError, match="1 rows in column 'query'"):
+        assert_no_leakage(table, ["WHAT IS THING 3?"])
 
 
 def test_build_shards_stage(tmp_path):

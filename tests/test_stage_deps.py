@@ -113,6 +113,34 @@ def test_stages_importing_expands_foreach_like_dvc(fake_project: Path) -> None:
     assert expanded["each@de"] == "python stages/run.py de"
 
 
+def test_foreach_over_a_mapping_substitutes_item_fields_and_names_items_by_key(
+        fake_project: Path) -> None:
+    """As dvc.yaml's ``evaluate``: ``foreach`` over a mapping, ``${item.<field>}`` and ``${key}``
+    in the command, deps, outs and metrics; the items are named ``<stage>@<key>``."""
+    dvc_yaml = _write_dvc_yaml(fake_project, {
+        "evaluate": {"foreach": {"base": {"model": "models/base", "prefix": "base"},
+                                 "trained": {"model": "models/trained", "prefix": "eval"}},
+                     "do": {"cmd": "python stages/run.py --model ${item.model} --tag ${key} "
+                                   "--out m/${item.prefix}.json",
+                            "deps": ["stages/run.py", "pkg/", "${item.model}"],
+                            "outs": [{"m/${item.prefix}_rows.parquet": {"cache": False}},
+                                     "m/${item.prefix}.png"],
+                            "metrics": [{"m/${item.prefix}.json": {"cache": False}}]}},
+    })
+    stages = {s.name: s for s in load_stages(dvc_yaml, expand=True)}
+    assert set(stages) == {"evaluate@base", "evaluate@trained"}
+    trained = stages["evaluate@trained"]
+    assert trained.cmd == ("python stages/run.py --model models/trained --tag trained "
+                           "--out m/eval.json")
+    assert trained.deps == ("stages/run.py", "pkg/", "models/trained")
+    assert trained.outs == ("m/eval_rows.parquet", "m/eval.png")
+    assert trained.metrics == ("m/eval.json",)
+    assert stages["evaluate@base"].deps[-1] == "models/base"
+    assert [s.name for s in load_stages(dvc_yaml)] == ["evaluate@${item}"]    # the template
+    assert missing_deps(dvc_yaml, expand=True) == {}
+    assert stages_importing(dvc_yaml, "pkg/c.py") == {"evaluate@base", "evaluate@trained"}
+
+
 def test_a_syntax_error_in_a_module_is_reported_not_skipped(fake_project: Path) -> None:
     (fake_project / "pkg/b.py").write_text(textwrap.dedent("def broken(:\n"), encoding="utf-8")
     with pytest.raises(SyntaxError):

@@ -79,18 +79,18 @@ def test_sweep_table_orders_rows() -> None:
     assert "| all |" in lines[2]                            # max_groups 0 = full evaluation
 
 
-def test_results_tables_stage_updates_a_readme(tmp_path: Path, capsys) -> None:
+def test_results_tables_script_updates_a_readme(tmp_path: Path, capsys) -> None:
     spec = importlib.util.spec_from_file_location("results_tables",
-                                                  ROOT / "stages/results_tables.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+                                                  ROOT / "scripts/results_tables.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     write_json(report(0.8), tmp_path / "base.json")
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{BEGIN}\n{END}\n")
-    stage.main(["--params", str(tmp_path / "params.yaml"), "--base", str(tmp_path / "base.json"),
-                "--eval", str(tmp_path / "none.json"), "--sweep", str(tmp_path / "none.json"),
-                "--comparisons", "--update", str(readme)])
+    script.main(["--params", str(tmp_path / "params.yaml"), "--base", str(tmp_path / "base.json"),
+                 "--eval", str(tmp_path / "none.json"), "--sweep", str(tmp_path / "none.json"),
+                 "--comparisons", "--update", str(readme)])
     text = readme.read_text()
     assert "| base encoder (no training) | 0.800" in text and "default run" not in text
     assert text.startswith(f"# x\n{BEGIN}\n") and text.endswith(f"{END}\n")

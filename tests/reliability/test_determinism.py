@@ -33,10 +33,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-import yaml
 
 from hybrid_retrieval.schemas import SHARD
 from hybrid_retrieval.shards import pair_kind, write_shards
+from hybrid_retrieval.stage_deps import load_stages
 from hybrid_retrieval.training import TrainConfig, train
 from reliability_support import lock_outs, tiny_params, tree_digest
 
@@ -56,15 +56,11 @@ def without_timing(value):
     return value
 
 
-def metric_files(workspace: Path, languages=("pt",)) -> set[str]:
-    """Every ``metrics:`` file of the workspace's dvc.yaml (foreach expanded over languages)."""
-    stages = yaml.safe_load((workspace / "dvc.yaml").read_text())["stages"]
-    files = set()
-    for stage in stages.values():
-        for entry in stage.get("do", stage).get("metrics", []):
-            path = next(iter(entry)) if isinstance(entry, dict) else entry
-            files.update(path.replace("${item}", lang) for lang in languages)
-    return files
+def metric_files(workspace: Path) -> set[str]:
+    """Every ``metrics:`` file of the workspace's dvc.yaml (``foreach`` stages expanded, as DVC
+    does, with the workspace's params.yaml)."""
+    return {path for stage in load_stages(workspace / "dvc.yaml", expand=True)
+            for path in stage.metrics}
 
 
 @pytest.mark.slow

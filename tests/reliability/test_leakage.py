@@ -1,6 +1,6 @@
 """Issue 8.5: the leakage guard. No evaluation question or gold sentence (XQuAD-R, MLQA-R,
 Debian FAQ-R; exact match after Unicode NFKC and whitespace normalisation) may be in a training
-shard (checked by ``train``, :func:`hybrid_retrieval.shards.assert_no_leakage`), and no SQuAD
+shard (checked by ``train``, :func:`hybrid_retrieval.leakage.assert_no_leakage`), and no SQuAD
 *dev* article (XQuAD's source) may be in the training data (checked by ``prepare_squad``,
 :func:`hybrid_retrieval.squad.assert_disjoint`: no title and no paragraph in common).
 

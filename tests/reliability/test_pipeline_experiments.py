@@ -1,6 +1,6 @@
 """The tiny pipeline end to end: a second `dvc repro` is a no-op, and the experiment keys
-(`mix_ratio`, `domain_ratio`) make only `train` and `evaluate` stale - never translation, shard
-building or the base-encoder evaluation (issues 3 and 5)."""
+(`mix_ratio`, `domain_ratio`) make only `train` and `evaluate@trained` stale - never translation,
+shard building or the base-encoder evaluation `evaluate@base` (issues 3 and 5)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 
 from reliability_support import copy_workspace, dvc, needs_mirror
 
-EXPERIMENT_STAGES = {"train", "evaluate"}
+EXPERIMENT_STAGES = {"train", "evaluate@trained"}
 
 
 def _stale_stages(workspace: Path) -> set[str]:
@@ -46,10 +46,10 @@ def test_experiment_keys_make_only_train_and_evaluate_stale(tiny_pipeline: Path,
     assert params[key] != value, "the change must be a real change"
     params[key] = value
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # `dvc status` lists the stages whose own inputs changed: train (evaluate follows from its
-    # output, which only changes once train has run).
+    # `dvc status` lists the stages whose own inputs changed: train (evaluate@trained follows
+    # from its output, which only changes once train has run).
     assert _stale_stages(workspace) == {"train"}
-    # What `dvc repro` would run now: train (and evaluate after it), nothing upstream.
+    # What `dvc repro` would run now: train (and evaluate@trained after it), nothing upstream.
     dry = dvc(workspace, "repro", "--dry")
     planned = {line.split("'")[1] for line in dry.stdout.splitlines()
                if line.startswith("Running stage")}

@@ -4,10 +4,10 @@ A and B are each a per-query Parquet file, ``workspace``, a Git revision or a DV
 name (the file ``--path`` is then read at that revision, from the DVC cache if it is an
 output). Examples::
 
-    python stages/compare.py metrics/base_per_query.parquet metrics/eval_per_query.parquet
-    python stages/compare.py HEAD workspace
-    python stages/compare.py exp-mix0 exp-mix1        # two finished experiments
-    python stages/compare.py HEAD qa-only --languages ar el hi ru th tr vi   # one language group
+    python scripts/compare.py metrics/base_per_query.parquet metrics/eval_per_query.parquet
+    python scripts/compare.py HEAD workspace
+    python scripts/compare.py exp-mix0 exp-mix1        # two finished experiments
+    python scripts/compare.py HEAD qa-only --languages ar el hi ru th tr vi   # one language group
 
 Prints a Markdown table (dataset, setting, metric, A, B, B - A, 95% CI, p, Holm p);
 ``--json-out`` also writes the rows as JSON.
@@ -20,10 +20,11 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from hybrid_retrieval.experiments import (BootstrapSettings, compare_per_query,
-                                          format_comparison, read_per_query,
-                                          restrict_languages)
+from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import write_json
+from hybrid_retrieval.paired_comparison import (compare_per_query, format_comparison,
+                                                restrict_languages)
+from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.stage import run_stage
 
 

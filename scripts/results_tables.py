@@ -1,8 +1,8 @@
 """Print (or write into README.md) the results tables, rendered from the metrics files.
 
-    python stages/results_tables.py                      # print Markdown
-    python stages/results_tables.py --update README.md   # replace the block between
-                                                         # <!-- results:begin/end -->
+    python scripts/results_tables.py                      # print Markdown
+    python scripts/results_tables.py --update README.md   # replace the block between
+                                                          # <!-- results:begin/end -->
 Missing inputs are left out of the tables (e.g. no sweep yet).
 """
 

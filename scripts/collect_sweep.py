@@ -6,9 +6,9 @@ skipped), and writes one record per experiment, dataset and setting: params (mix
 domain_ratio, train_steps, max_groups, seed), mAP and its 95% CI. Typical use after a queued
 sweep has finished::
 
-    python stages/collect_sweep.py                       # HEAD's experiments
-    python stages/collect_sweep.py --all-commits         # experiments of every commit
-    python stages/collect_sweep.py --rev cbc8f86 --names mix0 mix0.25 mix0.75 mix1
+    python scripts/collect_sweep.py                       # HEAD's experiments
+    python scripts/collect_sweep.py --all-commits         # experiments of every commit
+    python scripts/collect_sweep.py --rev cbc8f86 --names mix0 mix0.25 mix0.75 mix1
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import subprocess
 from typing import Sequence
 
 from hybrid_retrieval.errors import PipelineError, one_line
-from hybrid_retrieval.experiments import (check_comparable, collect_experiments,
-                                          sweep_records)
 from hybrid_retrieval.io import read_json, write_json
 from hybrid_retrieval.stage import run_stage
+from hybrid_retrieval.sweep import check_comparable, collect_experiments, sweep_records
 
 log = logging.getLogger("collect_sweep")
 
