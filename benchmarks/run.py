@@ -384,6 +384,19 @@ def _timed_minutes(timings: list[Path], isa: str, kind: str) -> tuple[float | No
     return None, f"no {kind!r} record on {isa} in --timings"
 
 
+def _stage_minutes(timings: list[Path], isa: str, stages: tuple[str, ...]) -> tuple[float | None, str]:
+    """Minutes of ``stages`` as measured inside the newest ``dvc repro`` record on this ISA (the
+    same stages a ``dvc exp run -S mix_ratio=...`` runs), when no ``exp run`` record exists."""
+    for path in sorted(timings, key=lambda p: p.stat().st_mtime, reverse=True):
+        record = json.loads(path.read_text())
+        ran = record.get("stages", {})
+        if record["machine"]["isa"] == isa and record["returncode"] == 0 and \
+                all(s in ran for s in stages):
+            seconds = sum(ran[s]["seconds"] for s in stages)
+            return round(seconds / 60, 1), f"{path}: stages {' + '.join(stages)} of a dvc repro"
+    return None, f"no record on {isa} with stages {stages} in --timings"
+
+
 def flat_goals(results: dict, timings: list[Path], eval_metrics: Path | None) -> tuple[dict, dict]:
     """The flat ``goals`` block (issue 12) and where each value comes from."""
     import torch
@@ -403,6 +416,9 @@ def flat_goals(results: dict, timings: list[Path], eval_metrics: Path | None) ->
         _eval_two_sets_minutes(eval_metrics, isa)
     goals["experiment_minutes"], sources["experiment_minutes"] = \
         _timed_minutes(timings, isa, "exp run")
+    if goals["experiment_minutes"] is None:
+        goals["experiment_minutes"], sources["experiment_minutes"] = \
+            _stage_minutes(timings, isa, ("train", "evaluate@trained"))
     noop = results.get("pipeline", {}).get("noop_repro", {}).get("median_s")
     goals["noop_repro_seconds"] = round(noop, 2) if noop is not None else None
     sources["noop_repro_seconds"] = "pipeline section, tiny workspace, median"
@@ -445,9 +461,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-metrics", type=Path, default=REPO / "metrics/eval.json",
                         help="an evaluate stage's output whose run block gives the measured "
                         "two-set evaluation time")
+    parser.add_argument("--goals-only", type=Path, default=None,
+                        help="recompute only the goals block of this bench JSON (e.g. after the "
+                        "timed pipeline runs it reads finished) and write it to --out")
     args = parser.parse_args(argv)
     if args.timings is None:
         args.timings = sorted((REPO / "metrics/timings").glob("*.json"))
+    if args.goals_only is not None:
+        results = json.loads(args.goals_only.read_text())
+        results["goals"], results["goal_sources"] = flat_goals(results, args.timings,
+                                                               args.eval_metrics)
+        out = args.out or args.goals_only
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        for key, value in results["goals"].items():
+            print(f"{key:32} {value!s:>10}  {results['goal_sources'][key]}")
+        return results
 
     mode = "quick" if args.quick else "full"
     out = args.out if args.out is not None else (None if args.quick else REPO / "metrics/bench.json")
