@@ -26,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 STAGE_LINE = re.compile(r"^(Running stage|Stage) '([^']+)'")
+DVC_CHATTER = ("Updating lock file", "Use `dvc push`", "To track the changes", "\tgit add",
+               "To enable auto staging")
 ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "CT2_FORCE_CPU_ISA")
 
 
@@ -63,7 +65,7 @@ def run_timed(command: list[str], log_path: Path | None) -> dict:
                 current = match.group(2) if match.group(1) == "Running stage" else None
                 if current:
                     stages[current] = {"start": round(now, 1), "last_line": ""}
-            elif current and line.strip():
+            elif current and line.strip() and not line.startswith(DVC_CHATTER):
                 stages[current]["last_line"] = line.strip()[-400:]
     total = time.monotonic() - started
     if current:
