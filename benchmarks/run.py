@@ -373,25 +373,30 @@ def _eval_two_sets_minutes(eval_metrics: Path | None, isa: str) -> tuple[float |
                                     f"{run.get('threads')} threads), measured")
 
 
-def _timed_minutes(timings: list[Path], isa: str, kind: str) -> tuple[float | None, str]:
-    """Wall minutes of the newest ``time_pipeline.py`` record of ``kind`` (``exp run`` or
-    ``repro``) on this ISA."""
+def _successful_records(timings: list[Path], isa: str):
+    """``(path, record)`` of the ``time_pipeline.py`` records that ran on this ISA and
+    succeeded, newest first."""
     for path in sorted(timings, key=lambda p: p.stat().st_mtime, reverse=True):
         record = json.loads(path.read_text())
+        if record["machine"]["isa"] == isa and record["returncode"] == 0:
+            yield path, record
+
+
+def _timed_minutes(timings: list[Path], isa: str, kind: str) -> tuple[float | None, str]:
+    """Wall minutes of the newest record of ``kind`` (``exp run`` or ``repro``) on this ISA."""
+    for path, record in _successful_records(timings, isa):
         command = " ".join(record.get("command", []))
-        if kind in command and record["machine"]["isa"] == isa and record["returncode"] == 0:
+        if kind in command:
             return round(record["wall_s"] / 60, 1), f"{path} ({command})"
     return None, f"no {kind!r} record on {isa} in --timings"
 
 
 def _stage_minutes(timings: list[Path], isa: str, stages: tuple[str, ...]) -> tuple[float | None, str]:
-    """Minutes of ``stages`` as measured inside the newest ``dvc repro`` record on this ISA (the
-    same stages a ``dvc exp run -S mix_ratio=...`` runs), when no ``exp run`` record exists."""
-    for path in sorted(timings, key=lambda p: p.stat().st_mtime, reverse=True):
-        record = json.loads(path.read_text())
+    """Minutes of ``stages`` as measured inside the newest record on this ISA that ran them all
+    (the stages a ``dvc exp run -S mix_ratio=...`` runs), when no ``exp run`` record exists."""
+    for path, record in _successful_records(timings, isa):
         ran = record.get("stages", {})
-        if record["machine"]["isa"] == isa and record["returncode"] == 0 and \
-                all(s in ran for s in stages):
+        if all(s in ran for s in stages):
             seconds = sum(ran[s]["seconds"] for s in stages)
             return round(seconds / 60, 1), f"{path}: stages {' + '.join(stages)} of a dvc repro"
     return None, f"no record on {isa} with stages {stages} in --timings"
