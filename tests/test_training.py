@@ -151,6 +151,10 @@ def test_train_writes_an_encoder_sentence_transformers_can_load(tiny_encoder_dir
     training = json.loads((out / "training.json").read_text())
     assert training["config"]["mix_ratio"] == 0.5 and training["summary"] == json.loads(
         json.dumps(s))
+    assert s["source_ratios"] == {"qa": 1.0}
+    card = (out / "README.md").read_text()  # the model card, from this run's files
+    assert card.startswith("---\nbase_model: intfloat/multilingual-e5-small\n")
+    assert "| steps | `10` |" in card and "| qa |" in card and "| 192 | 4 |" in card
 
     texts = ["What is the capital of France?", "Paris is the capital of France.", "apt-get"]
     model, tokenizer = load_encoder(out)
@@ -205,6 +209,37 @@ def test_leakage_guard_stops_the_stage(tiny_encoder_dir, shard_dir, tmp_path, va
     assert "2 rows in column 'query'" in done.stderr  # en-en, en-pt
     assert leaked in done.stderr  # the training text as stored
     assert not (tmp_path / "enc").exists()
+
+
+def test_curves_are_live_while_training_and_removed_when_it_fails(tiny_encoder_dir, shard_dir,
+                                                                   tmp_path, monkeypatch):
+    """Each step's row is in dvclive/ before the next step runs; a run that raises leaves none."""
+    import hybrid_retrieval.training as training
+
+    monkeypatch.chdir(tmp_path)
+    live, seen = tmp_path / "dvclive", []
+    real_step = training._train_step
+
+    def step_then_look(run, plans):
+        loss_tsv = live / "plots/metrics/train/loss.tsv"
+        seen.append(len(loss_tsv.read_text().splitlines()) - 1 if loss_tsv.exists() else 0)
+        if len(seen) == 5 and fail:
+            raise RuntimeError("planted failure at step 5")
+        return real_step(run, plans)
+
+    monkeypatch.setattr(training, "_train_step", step_then_look)
+    fail = False
+    train(TrainConfig.from_params(params(steps=4)), [shard_dir], tiny_encoder_dir, None,
+          live_dir=live)
+    assert seen == [0, 1, 2, 3]  # rows written before each next step: live, not at the end
+    assert len((live / "plots/metrics/train/loss.tsv").read_text().splitlines()) == 5
+
+    seen.clear()
+    fail = True
+    with pytest.raises(RuntimeError, match="planted failure"):
+        train(TrainConfig.from_params(params(steps=8)), [shard_dir], tiny_encoder_dir, None,
+              live_dir=live)
+    assert seen == [0, 1, 2, 3, 4] and not live.exists()
 
 
 # --- resume after a kill -----------------------------------------------------------------------
