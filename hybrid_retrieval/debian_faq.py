@@ -1,4 +1,9 @@
-"""The Debian FAQ (DocBook XHTML, English + 9 translations) -> a parallel question/passage set.
+"""Debian FAQ-R and Install-R: DocBook manuals (English + translations) -> parallel question/passage sets.
+
+Two corpora share every rule below (:class:`SectionCorpus`): the Debian FAQ 11.1 (FAQ-R: its
+``<h2>`` sections) and the Debian Installation Guide for amd64 20230508+deb12u1 (Install-R:
+every numbered ``sect1``..``sect5`` section with text of its own, titles ``<h2>``..``<h6>``,
+anchors ``<a name>``; 19 languages).
 
 Each numbered ``<h2>`` section of a chapter is one question: its title (section number
 removed) is the question text; its own paragraphs, list items, definition lists and ``<pre>``
@@ -10,7 +15,9 @@ golds of its question. Sections align across languages by the anchor id of the t
 Translations are partly outdated: some titles and answers are left in English. A translated
 section is *untranslated* (and left out of the evaluation set) when its title is, or when more
 than a set share of its answer prose is copied verbatim from the English section; see
-:func:`untranslated_reason`.
+:func:`untranslated_reason`. Of the sections kept, every prose block that a language identifier
+does not find in the section's language is removed before the answer is split into passages
+(:func:`drop_foreign_blocks`), so a "ru" pool holds no English passages.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import lxml.html
 
 from . import sources
 from .errors import PipelineError
+from .language_id import in_declared_language
 from .text import normalize_text, same_text_key, sentence_spans
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,37 @@ FAQ_FOLDERS: dict[str, str] = {
 
 #: Chapters without questions: ``index`` is the table of contents.
 INDEX_CHAPTER = "index"
+
+#: Two-letter code -> folder of the Installation Guide (``debian/installation-guide/<folder>/``).
+INSTALL_GUIDE_FOLDERS: dict[str, str] = {
+    lang: lang for lang in ("ca", "cs", "da", "de", "el", "en", "es", "fr", "id", "it", "ja",
+                            "ko", "nl", "pt", "ro", "ru", "sv", "vi")} | {"zh": "zh_CN"}
+
+
+@dataclass(frozen=True)
+class SectionCorpus:
+    """A manual whose numbered sections become questions: its mirror ``folder``, language
+    folders, the title tags and ``div`` classes of its sections, and whether a section without
+    text of its own is skipped (a chapter's overview) or an error."""
+
+    name: str
+    folder: str
+    language_dirs: dict[str, str]
+    heading_tags: tuple[str, ...]
+    section_classes: frozenset[str]
+    skip_empty: bool
+
+    def files(self, lang: str) -> list[str]:
+        folder = self.language_dirs[faq_lang_code(lang)]
+        return sources.list_files(f"debian/{self.folder}/{folder}/", ".html")
+
+
+FAQ_CORPUS = SectionCorpus("debian-faq-r", "faq", FAQ_FOLDERS, ("h2",), frozenset({"section"}),
+                           skip_empty=False)
+INSTALL_GUIDE_CORPUS = SectionCorpus(
+    "debian-install-r", "installation-guide", INSTALL_GUIDE_FOLDERS,
+    ("h2", "h3", "h4", "h5", "h6"), frozenset({f"sect{n}" for n in range(1, 6)}),
+    skip_empty=True)
 
 #: Unicode character-name prefixes of the script a language is written in, for languages
 #: whose script is not Latin: a title with no letter of its script is untranslated.
@@ -55,6 +94,7 @@ _TOKEN = re.compile(rf"{_CJK_CHAR}|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u
 _CJK = re.compile(_CJK_CHAR)
 _WORD_CHAR = re.compile(r"\w")
 _SECTION_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+")
+_GENERATED_ANCHOR = re.compile(r"idm\d+")
 
 #: A CJK character counts as this many words (Chinese/Japanese words average ~2 characters).
 CJK_WORDS_PER_CHAR = 0.5
@@ -193,11 +233,13 @@ _BLOCKS_XPATH = ("descendant-or-self::*[self::p or self::pre or self::dt or "
                  "((self::li or self::dd) and not(.//p or .//pre))]")
 
 
-def _section_blocks(section: lxml.html.HtmlElement) -> list[TextBlock]:
+def _section_blocks(section: lxml.html.HtmlElement,
+                    section_classes: frozenset[str]) -> list[TextBlock]:
     blocks = []
     for child in section:
-        if not isinstance(child.tag, str) or child.get("class") in ("titlepage", "section"):
-            continue  # the title, and sub-sections (<h3>), are not part of the answer
+        if not isinstance(child.tag, str) or child.get("class") == "titlepage" \
+                or child.get("class") in section_classes:
+            continue  # the title, and sub-sections, are not part of the answer
         for element in child.xpath(_BLOCKS_XPATH):
             text = _element_text(element)
             if text:
@@ -206,14 +248,16 @@ def _section_blocks(section: lxml.html.HtmlElement) -> list[TextBlock]:
 
 
 def faq_sections(html: bytes | str, lang: str, *, chapter: str | None = None,
-                 max_words: float = 100, source: str = "<html>") -> list[FaqSection]:
-    """The numbered ``<h2>`` sections of one Debian FAQ chapter page, in document order.
+                 max_words: float = 100, source: str = "<html>",
+                 corpus: SectionCorpus = FAQ_CORPUS) -> list[FaqSection]:
+    """The numbered sections of one chapter page of ``corpus``, in document order.
 
     ``html`` is the page (bytes or text), ``lang`` its language (``zh-cn`` becomes ``zh``),
     ``chapter`` the chapter id (default: the anchor of the page's ``<h1>``), ``max_words`` the
     passage size limit (see :func:`count_words`), ``source`` the file name for error messages.
-    Pages without ``<h2>`` sections (the table of contents) give an empty list; a section
-    without an anchor or an answer raises :class:`PipelineError`.
+    Pages without sections (the table of contents) give an empty list; a section without an
+    anchor raises :class:`PipelineError`, as does one without an answer in the FAQ (in the
+    Installation Guide, a section with no text of its own is an overview and is skipped).
     """
     if isinstance(html, str):  # lxml refuses text that carries an encoding declaration
         html = html.encode("utf-8", errors="replace")
@@ -230,23 +274,34 @@ def faq_sections(html: bytes | str, lang: str, *, chapter: str | None = None,
         chapter = h1_anchor[0].get("id") if h1_anchor else Path(source).name.split(".")[0]
     code = faq_lang_code(lang)
     sections = []
-    for h2 in root.iter("h2"):
-        anchors = h2.xpath(".//a[@id]")
+    for h2 in root.iter(*corpus.heading_tags):
+        if corpus.skip_empty and not h2.xpath("ancestor::div[@class='titlepage']"):
+            continue  # a heading outside a section title page (e.g. a table's), not a section
+        anchors = h2.xpath(".//a[@id or @name]")
         if not anchors:
-            raise PipelineError(f"{source}: field '<h2> anchor' is missing in title "
-                                f"{_element_text(h2)!r}, expected <a id=...> in every <h2>")
-        anchor = anchors[0].get("id")
+            raise PipelineError(f"{source}: field '<{h2.tag}> anchor' is missing in title "
+                                f"{_element_text(h2)!r}, expected <a id=...> in every <{h2.tag}>")
+        anchor = anchors[0].get("id") or anchors[0].get("name")
         container = h2.getparent()
-        while container is not None and container.get("class") != "section":
+        while container is not None and container.get("class") not in corpus.section_classes:
             container = container.getparent()
+        if container is None and corpus.skip_empty:
+            continue  # e.g. the GPL's unnumbered sections in the Installation Guide's appendix
         if container is None:
-            raise PipelineError(f"{source}: field '<h2 id={anchor}>' is outside a "
-                                f"<div class=\"section\">, expected DocBook XHTML")
+            raise PipelineError(f"{source}: field '<{h2.tag} id={anchor}>' is outside a "
+                                f"<div class=\"{'|'.join(sorted(corpus.section_classes))}\">, "
+                                f"expected DocBook XHTML")
         full_title = _element_text(h2)
         match = _SECTION_NUMBER.match(full_title)
         number = match.group(1) if match else ""
         title = full_title[match.end():] if match else full_title
-        blocks = _section_blocks(container)
+        if number and _GENERATED_ANCHOR.fullmatch(anchor):
+            # DocBook numbers unnamed sections "idm<N>" by position in the whole file, which
+            # differs between translations; the section number is what aligns them.
+            anchor = f"section-{number}"
+        blocks = _section_blocks(container, corpus.section_classes)
+        if corpus.skip_empty and (not blocks or not number):
+            continue
         if not blocks or not title:
             raise PipelineError(f"{source}: section '{anchor}' has an empty "
                                 f"{'title' if not title else 'answer'}, expected text")
@@ -317,15 +372,15 @@ class FaqLanguage:
 
 
 def read_faq_language(lang: str, mirror: str | os.PathLike, download_dir: str | os.PathLike,
-                      *, max_words: float = 100,
-                      skip_chapters: tuple[str, ...] = ()) -> list[FaqSection]:
-    """All sections of one language's chapters (raw files ``debian/faq/<folder>/*.html``),
-    except the table of contents and ``skip_chapters``."""
-    folder = FAQ_FOLDERS[faq_lang_code(lang)]
-    relpaths = sources.list_files(f"debian/faq/{folder}/", ".html")
+                      *, max_words: float = 100, skip_chapters: tuple[str, ...] = (),
+                      corpus: SectionCorpus = FAQ_CORPUS) -> list[FaqSection]:
+    """All sections of one language's chapters (raw files ``debian/<corpus folder>/<lang
+    folder>/*.html``), except the table of contents and ``skip_chapters``."""
+    folder = corpus.language_dirs[faq_lang_code(lang)]
+    relpaths = corpus.files(lang)
     if not relpaths:
-        raise PipelineError(f"debian/faq/{folder}/: no chapter files are known, expected "
-                            f"*.html listed in {sources.CHECKSUMS_FILE.name}")
+        raise PipelineError(f"debian/{corpus.folder}/{folder}/: no chapter files are known, "
+                            f"expected *.html listed in {sources.CHECKSUMS_FILE.name}")
     sections: list[FaqSection] = []
     for relpath in relpaths:
         chapter = Path(relpath).name.split(".")[0]
@@ -333,13 +388,39 @@ def read_faq_language(lang: str, mirror: str | os.PathLike, download_dir: str | 
             continue
         path = sources.locate(relpath, mirror, download_dir)
         sections.extend(faq_sections(path.read_bytes(), lang, chapter=chapter,
-                                     max_words=max_words, source=str(path)))
+                                     max_words=max_words, source=str(path), corpus=corpus))
     anchors = [s.anchor for s in sections]
     if len(set(anchors)) != len(anchors):
         duplicates = sorted({a for a in anchors if anchors.count(a) > 1})
-        raise PipelineError(f"debian/faq/{folder}/: section anchors {duplicates} occur more "
-                            f"than once, expected unique anchors")
+        raise PipelineError(f"debian/{corpus.folder}/{folder}/: section anchors {duplicates} "
+                            f"occur more than once, expected unique anchors")
     return sections
+
+
+def drop_foreign_blocks(sections: list[FaqSection], lang: str, max_words: float
+                        ) -> tuple[list[FaqSection], dict[str, int]]:
+    """Remove every prose block that is not in ``lang`` (:func:`language_id.
+    in_declared_language`; ``<pre>`` blocks are language-neutral and stay) and re-split the
+    answer into passages; a section left without prose is dropped. Returns the sections and
+    the counts ``dropped_blocks_language_id`` and ``dropped_sections_language_id``."""
+    prose = [block.text for section in sections for block in section.blocks if not block.is_code]
+    verdicts = iter(in_declared_language(prose, lang))
+    kept: list[FaqSection] = []
+    counts = {"dropped_blocks_language_id": 0, "dropped_sections_language_id": 0}
+    for section in sections:
+        blocks = [block for block in section.blocks if block.is_code or next(verdicts)]
+        counts["dropped_blocks_language_id"] += len(section.blocks) - len(blocks)
+        if not any(not block.is_code for block in blocks):
+            counts["dropped_sections_language_id"] += 1
+            continue
+        if len(blocks) == len(section.blocks):
+            kept.append(section)
+            continue
+        texts = [block.text for block in blocks]
+        kept.append(FaqSection(section.lang, section.anchor, section.chapter, section.number,
+                               section.title, " ".join(texts),
+                               tuple(split_passages(texts, max_words)), tuple(blocks)))
+    return kept, counts
 
 
 def aligned_sections(by_lang: dict[str, list[FaqSection]], *, max_copied_share: float = 0.5
@@ -400,23 +481,27 @@ def faq_rows(lang: str, sections: list[FaqSection]) -> tuple[list[dict[str, Any]
 def read_faq(langs: list[str], mirror: str | os.PathLike, download_dir: str | os.PathLike, *,
              max_words: float = 100, skip_chapters: tuple[str, ...] = (),
              max_copied_share: float = 0.5,
-             param: str = "eval_data.faq_languages") -> list[FaqLanguage]:
-    """The Debian FAQ-R evaluation set: per language, the translated, aligned sections as
+             param: str = "eval_data.faq_languages",
+             corpus: SectionCorpus = FAQ_CORPUS) -> list[FaqLanguage]:
+    """The Debian FAQ-R (or, with ``corpus``, Install-R) evaluation set: per language, the
+    translated, aligned sections in their own language (:func:`drop_foreign_blocks`) as
     question/candidate rows. English is read even when not in ``langs`` (it is the reference
     for alignment) but only returned if asked for."""
-    unknown = [lang for lang in langs if faq_lang_code(lang) not in FAQ_FOLDERS]
+    unknown = [lang for lang in langs if faq_lang_code(lang) not in corpus.language_dirs]
     if unknown or not langs:
         raise PipelineError(f"params.yaml: '{param}' has {unknown or 'no languages'}, "
-                            f"expected a non-empty list drawn from {list(FAQ_FOLDERS)}")
+                            f"expected a non-empty list drawn from {list(corpus.language_dirs)}")
     codes = list(dict.fromkeys(faq_lang_code(lang) for lang in langs))
     by_lang = {code: read_faq_language(code, mirror, download_dir, max_words=max_words,
-                                       skip_chapters=skip_chapters)
+                                       skip_chapters=skip_chapters, corpus=corpus)
                for code in dict.fromkeys(["en", *codes])}
     kept, counts = aligned_sections(by_lang, max_copied_share=max_copied_share)
     result = []
     for code in codes:
-        questions, candidates = faq_rows(code, kept[code])
-        stats = {**counts[code], "questions": len(questions), "candidates": len(candidates)}
-        log.info("debian-faq-r %s: %s", code, stats)
-        result.append(FaqLanguage(code, questions, candidates, kept[code], stats))
+        sections, dropped = drop_foreign_blocks(kept[code], code, max_words)
+        questions, candidates = faq_rows(code, sections)
+        stats = {**counts[code], **dropped, "kept": len(sections),
+                 "questions": len(questions), "candidates": len(candidates)}
+        log.info("%s %s: %s", corpus.name, code, stats)
+        result.append(FaqLanguage(code, questions, candidates, sections, stats))
     return result

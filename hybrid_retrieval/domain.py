@@ -59,26 +59,30 @@ import numpy as np
 import pyarrow as pa
 
 from .debian_faq import count_words
-from .debian_reference import (Heading, Paragraph, chapter_files, chapter_headings,
-                               chapter_paragraphs, debian_language_dir)
+from .debian_reference import (DEBIAN_BOOKS, REFERENCE, DebianBook, Heading, Paragraph,
+                               chapter_headings, chapter_paragraphs)
 from .config import invalid, param, read_section
 from .errors import PipelineError
 from .progress import track
 from .schemas import DOMAIN_PAIRS, SHARD
 from .shards import CROSS, MONO, pair_kind
 from .sources import locate
+from .language_id import IDENTIFIER, in_declared_language
 from .leakage import FaqLeakageGuard
 from .text import normalize_text, same_text_key as dedup_key, sentence_spans
 
 log = logging.getLogger(__name__)
 
 #: The languages of the Debian Reference 2.100 (``zh`` is Debian's ``zh-cn``).
-DOMAIN_LANGUAGES = ("en", "de", "es", "fr", "id", "it", "ja", "pt", "zh")
+#: Every language some book has (the choices of ``domain.languages``).
+BOOK_LANGUAGES = tuple(sorted({lang for book in DEBIAN_BOOKS.values() for lang in book.languages}))
+#: The default: the Reference's nine and the Handbook's low-resource ar ru nl tr vi.
+DOMAIN_LANGUAGES = ("en", "de", "es", "fr", "id", "it", "ja", "pt", "zh",
+                    "ar", "nl", "ru", "tr", "vi")
 #: Paragraph kinds that become passage text (captions and footnotes are dropped).
 KEPT_KINDS = frozenset({"body", "list", "admonition"})
 ICT, HEADING = "ict", "heading"
 SOURCE = "domain"
-ID_PREFIX = "debref"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,8 +125,15 @@ class DomainConfig:
     """
 
     languages: tuple[str, ...] = param(
-        DOMAIN_LANGUAGES, help="Debian Reference languages to read (zh-cn = zh)",
-        check=_domain_languages, choices=DOMAIN_LANGUAGES, required=True)
+        DOMAIN_LANGUAGES, help="languages to build pairs in, where a book has enough text "
+        "(zh-cn = zh)", check=_domain_languages, choices=BOOK_LANGUAGES, required=True)
+    books: tuple[str, ...] = param(
+        ("reference", "handbook"), help="Debian manuals to read (reference: Debian Reference "
+        "2.100; handbook: Debian Administrator's Handbook 11.20220922)",
+        choices=tuple(DEBIAN_BOOKS), required=True)
+    min_paragraphs: int = param(
+        200, help="a book gives pairs in a language only with at least this many usable "
+        "translated paragraphs there (English: always)", low=0, required=True)
     cross_lingual: bool = param(True, help="also cross-lingual pairs (false: monolingual only)",
                                 required=True)
     cross_lingual_scope: CrossScope = param(
@@ -203,19 +214,20 @@ class Chapter:
     headings: tuple[Heading, ...]
 
 
-def read_chapters(lang: str, mirror: str | os.PathLike, download_dir: str | os.PathLike
-                  ) -> dict[str, Chapter]:
-    """Every chapter of ``lang`` (``doc`` -> :class:`Chapter`), checksum-verified (``locate``)."""
-    files = chapter_files(lang)
+def read_chapters(lang: str, mirror: str | os.PathLike, download_dir: str | os.PathLike,
+                  book: DebianBook = REFERENCE) -> dict[str, Chapter]:
+    """Every chapter (page) of ``book`` in ``lang`` (``doc`` -> :class:`Chapter`),
+    checksum-verified (``locate``)."""
+    files = book.files(lang)
     if not files:
-        raise PipelineError(f"debian/reference/{debian_language_dir(lang)}/: the Debian "
-                            f"Reference has no chapters in language '{lang}'")
+        raise PipelineError(f"debian/{book.folder}/{book.language_dirs.get(lang, lang)}/: the "
+                            f"Debian {book.name} has no pages in language '{lang}'")
     chapters = {}
     for doc, relpath in sorted(files.items()):
         html = locate(relpath, mirror, download_dir).read_bytes()
         try:
-            chapters[doc] = Chapter(lang, doc, tuple(chapter_paragraphs(html)),
-                                    tuple(chapter_headings(html)))
+            chapters[doc] = Chapter(lang, doc, tuple(chapter_paragraphs(html, book.layout)),
+                                    tuple(chapter_headings(html, book.layout)))
         except PipelineError as exc:
             raise PipelineError(f"{relpath}: {exc}") from None
     return chapters
@@ -303,6 +315,7 @@ class LanguageView:
     texts: dict[int, str]
     titles: dict[str, str]
     kept_blocks: set[int] = field(default_factory=set)
+    id_prefix: str = REFERENCE.id_prefix  # the book's, first part of every pair id
     _spans: dict[int, list[tuple[int, int]]] = field(default_factory=dict, repr=False)
 
     def sentences(self, index: int) -> list[tuple[int, int]]:
@@ -325,15 +338,19 @@ class LanguageView:
 
 def language_view(chapter: Chapter, english: Chapter, aligned: bool,
                   english_blocks: list[Block], max_words: float,
-                  counts: Counter) -> LanguageView:
+                  counts: Counter, id_prefix: str = REFERENCE.id_prefix) -> LanguageView:
     """Usable paragraphs and titles of ``chapter`` (``english`` is the reference chapter).
 
+    A paragraph is usable when it is non-empty, of a kept kind, not a copy of an English
+    paragraph of the chapter and in the chapter's language (:func:`language_id.
+    in_declared_language`: partly translated or third-language paragraphs are dropped).
     Counts per paragraph outcome go into ``counts`` (``paragraphs``, ``empty``, ``caption``,
-    ``footnote``, ``untranslated``, ``usable``; ``headings``, ``untranslated_headings``).
+    ``footnote``, ``untranslated``, ``not_declared_language``, ``usable``; ``headings``,
+    ``untranslated_headings``).
     """
     is_english = chapter.lang == "en"
     english_texts = {p.text for p in english.paragraphs}
-    texts: dict[int, str] = {}
+    candidates: list[Paragraph] = []
     for paragraph in chapter.paragraphs:
         counts["paragraphs"] += 1
         if not paragraph.text:
@@ -343,8 +360,15 @@ def language_view(chapter: Chapter, english: Chapter, aligned: bool,
         elif not is_english and paragraph.text in english_texts:
             counts["untranslated"] += 1
         else:
+            candidates.append(paragraph)
+    declared = in_declared_language([p.text for p in candidates], chapter.lang)
+    texts: dict[int, str] = {}
+    for paragraph, in_language in zip(candidates, declared):
+        if in_language:
             texts[paragraph.index] = paragraph.text
             counts["usable"] += 1
+        else:
+            counts["not_declared_language"] += 1
     english_titles = {h.section: h.title for h in english.headings}
     titles: dict[str, str] = {}
     for heading in chapter.headings:
@@ -357,7 +381,8 @@ def language_view(chapter: Chapter, english: Chapter, aligned: bool,
         titles[heading.section] = heading.title
     blocks = english_blocks if aligned else make_blocks(chapter.doc, chapter.paragraphs,
                                                         max_words)
-    return LanguageView(chapter.lang, chapter.doc, aligned, blocks, texts, titles)
+    return LanguageView(chapter.lang, chapter.doc, aligned, blocks, texts, titles,
+                        id_prefix=id_prefix)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,7 +498,7 @@ def heading_pair(block: Block, query_view: LanguageView, passage_view: LanguageV
     problem = in_range(count_words(passage), limits.passage_words)
     if problem:
         return None, f"passage_{problem}"
-    pair_id = f"{ID_PREFIX}:{query_view.doc_id()}:b{block.number:03d}:{HEADING}"
+    pair_id = f"{query_view.id_prefix}:{query_view.doc_id()}:b{block.number:03d}:{HEADING}"
     return PairDraft(pair_id, query_view.lang, passage_view.lang, title, passage, HEADING,
                      block.doc, block.section), "ok"
 
@@ -535,7 +560,7 @@ def ict_pair(block: Block, query_view: LanguageView, passage_view: LanguageView,
             continue
         rest = ict_passage(block, query_view, passage_view, position, keep_query=False)
         problem = in_range(count_words(rest), limits.passage_words)
-        pair_id = (f"{ID_PREFIX}:{query_view.doc_id()}:b{block.number:03d}:{ICT}:"
+        pair_id = (f"{query_view.id_prefix}:{query_view.doc_id()}:b{block.number:03d}:{ICT}:"
                    f"p{index:03d}.s{number}")
         keep = stable_uniform(limits.seed, "keep", pair_id) < limits.ict_keep_query_prob
         passage = ict_passage(block, query_view, passage_view, position, keep_query=True) \
@@ -593,54 +618,90 @@ def cap_per_group(config: DomainConfig, groups: Sequence[tuple[str, str]]
             else config.max_cross_pairs_per_language // cross_targets[q] for q, p in groups}
 
 
+def _book_views(book: DebianBook, lang: str, english: Mapping[str, Chapter],
+                english_blocks: Mapping[str, list[Block]], config: DomainConfig,
+                mirror: str | os.PathLike, download_dir: str | os.PathLike
+                ) -> tuple[dict[str, LanguageView], Counter, dict[str, Any]]:
+    """One book in one language: ``doc key -> LanguageView`` (key ``<id_prefix>/<doc>``), the
+    paragraph outcome counts and the alignment with English."""
+    chapters = english if lang == "en" else read_chapters(lang, mirror, download_dir, book)
+    paragraph_counts: Counter = Counter()
+    alignment: dict[str, Any] = {"chapters_total": 0, "chapters_aligned": 0, "unaligned": {},
+                                 "paragraphs_en": 0, "paragraphs_aligned": 0}
+    views: dict[str, LanguageView] = {}
+    for doc in sorted(chapters):
+        if doc not in english:
+            alignment["unaligned"][doc] = "no English chapter"
+            continue
+        reason = None if lang == "en" else chapter_alignment(english[doc], chapters[doc])
+        alignment["chapters_total"] += 1
+        if reason:
+            alignment["unaligned"][doc] = reason
+        else:
+            alignment["chapters_aligned"] += 1
+        view = language_view(chapters[doc], english[doc], reason is None, english_blocks[doc],
+                             config.block_max_words, paragraph_counts, book.id_prefix)
+        if reason is None:
+            english_usable = [p.index for p in english[doc].paragraphs
+                              if p.text and p.kind in KEPT_KINDS]
+            alignment["paragraphs_en"] += len(english_usable)
+            alignment["paragraphs_aligned"] += sum(i in view.texts for i in english_usable)
+        views[f"{book.id_prefix}/{doc}"] = view
+    return views, paragraph_counts, alignment
+
+
+def _deduplicate_blocks(views: Mapping[str, LanguageView], config: DomainConfig) -> dict[str, int]:
+    """Mark each view's surviving blocks (``kept_blocks``), exact and near duplicates dropped
+    over all books of one language, in book and chapter order; the block outcome counts."""
+    entries = [(view, block) for _, view in sorted(views.items()) for block in view.blocks]
+    flags = duplicate_flags([view.block_text(block) for view, block in entries],
+                            config.near_duplicate_jaccard, seed=config.seed)
+    block_counts = Counter(flag or "kept" for flag in flags)
+    for (view, block), flag in zip(entries, flags):
+        if flag is None and view.block_paragraphs(block):
+            view.kept_blocks.add(block.number)
+    block_counts["empty"] = sum(1 for (view, block), flag in zip(entries, flags)
+                                if flag is None and not view.block_paragraphs(block))
+    block_counts["kept"] -= block_counts["empty"]
+    block_counts["total"] = len(entries)
+    return dict(sorted(block_counts.items()))
+
+
 def _views(config: DomainConfig, mirror: str | os.PathLike, download_dir: str | os.PathLike,
            stats: dict[str, Any]) -> dict[str, dict[str, LanguageView]]:
-    """Read every language: ``lang -> doc -> LanguageView``, blocks de-duplicated per language."""
-    english = read_chapters("en", mirror, download_dir)
-    english_blocks = {doc: make_blocks(doc, ch.paragraphs, config.block_max_words)
-                      for doc, ch in english.items()}
-    views: dict[str, dict[str, LanguageView]] = {}
-    for lang in track(config.languages, desc="debian reference", unit="language"):
-        chapters = english if lang == "en" else read_chapters(lang, mirror, download_dir)
-        paragraph_counts: Counter = Counter()
-        alignment: dict[str, Any] = {"chapters_total": 0, "chapters_aligned": 0,
-                                     "unaligned": {}, "paragraphs_en": 0,
-                                     "paragraphs_aligned": 0}
-        views[lang] = {}
-        for doc in sorted(chapters):
-            if doc not in english:
-                alignment["unaligned"][doc] = "no English chapter"
+    """Read every book in every language: ``lang -> doc key -> LanguageView``, blocks
+    de-duplicated per language. A book gives a language (other than English) only when it
+    has at least ``min_paragraphs`` usable paragraphs there; each (book, language) left out is
+    recorded in ``stats["below_min_paragraphs"]``. A configured language no book gives is an
+    error naming the counts."""
+    views: dict[str, dict[str, LanguageView]] = {lang: {} for lang in config.languages}
+    usable: dict[str, dict[str, int]] = {}
+    for name in config.books:
+        book = DEBIAN_BOOKS[name]
+        english = read_chapters("en", mirror, download_dir, book)
+        english_blocks = {doc: make_blocks(doc, ch.paragraphs, config.block_max_words)
+                          for doc, ch in english.items()}
+        for lang in track([lang for lang in config.languages if lang in book.language_dirs],
+                          desc=f"debian {name}", unit="language"):
+            book_views, counts, alignment = _book_views(book, lang, english, english_blocks,
+                                                        config, mirror, download_dir)
+            stats["paragraphs"].setdefault(name, {})[lang] = dict(sorted(counts.items()))
+            stats["alignment"].setdefault(name, {})[lang] = alignment
+            usable.setdefault(lang, {})[name] = counts["usable"]
+            if lang != "en" and counts["usable"] < config.min_paragraphs:
+                stats["below_min_paragraphs"][f"{name}:{lang}"] = counts["usable"]
                 continue
-            reason = None if lang == "en" else chapter_alignment(english[doc], chapters[doc])
-            alignment["chapters_total"] += 1
-            if reason:
-                alignment["unaligned"][doc] = reason
-            else:
-                alignment["chapters_aligned"] += 1
-            view = language_view(chapters[doc], english[doc], reason is None,
-                                 english_blocks[doc], config.block_max_words, paragraph_counts)
-            if reason is None:
-                english_usable = [p.index for p in english[doc].paragraphs
-                                  if p.text and p.kind in KEPT_KINDS]
-                alignment["paragraphs_en"] += len(english_usable)
-                alignment["paragraphs_aligned"] += sum(i in view.texts for i in english_usable)
-            views[lang][doc] = view
-        # De-duplicate this language's blocks, in chapter order.
-        entries = [(view, block) for doc, view in sorted(views[lang].items())
-                   for block in view.blocks]
-        flags = duplicate_flags([view.block_text(block) for view, block in entries],
-                                config.near_duplicate_jaccard, seed=config.seed)
-        block_counts = Counter(flag or "kept" for flag in flags)
-        for (view, block), flag in zip(entries, flags):
-            if flag is None and view.block_paragraphs(block):
-                view.kept_blocks.add(block.number)
-        block_counts["empty"] = sum(1 for (view, block), flag in zip(entries, flags)
-                                    if flag is None and not view.block_paragraphs(block))
-        block_counts["kept"] -= block_counts["empty"]
-        block_counts["total"] = len(entries)
-        stats["paragraphs"][lang] = dict(sorted(paragraph_counts.items()))
-        stats["alignment"][lang] = alignment
-        stats["blocks"][lang] = dict(sorted(block_counts.items()))
+            views[lang].update(book_views)
+    missing = {lang: usable.get(lang, {}) for lang, docs in views.items() if not docs}
+    if missing:
+        raise PipelineError(
+            f"params: 'domain.languages' has {sorted(missing)}, but no book of 'domain.books' "
+            f"{list(config.books)} has >= {config.min_paragraphs} usable paragraphs in them "
+            f"(usable per book: {missing}); expected languages with domain text, or a lower "
+            f"'domain.min_paragraphs'")
+    for lang in config.languages:
+        stats["blocks"][lang] = _deduplicate_blocks(views[lang], config)
+    stats["language_id"] = IDENTIFIER
     return views
 
 
@@ -731,7 +792,8 @@ def build_domain_pairs(config: DomainConfig, mirror: str | os.PathLike,
     of aligned chapters and how many have a translation), ``blocks`` (duplicates), and per group
     ``groups["de-en"]`` (blocks, pairs per method, every drop reason), plus totals.
     """
-    stats: dict[str, Any] = {"paragraphs": {}, "alignment": {}, "blocks": {}, "groups": {}}
+    stats: dict[str, Any] = {"paragraphs": {}, "alignment": {}, "blocks": {}, "groups": {},
+                             "below_min_paragraphs": {}}
     views = _views(config, mirror, download_dir, stats)
     limits = PairLimits.from_config(config)
     groups = language_pairs(config)
@@ -762,7 +824,9 @@ def build_domain_pairs(config: DomainConfig, mirror: str | os.PathLike,
     stats["totals"] = totals(table)
     stats["leakage_dropped"] = sum(n for group in stats["groups"].values()
                                    for key, n in group.items() if key.startswith("dropped_leak"))
-    stats["config"] = {"languages": list(config.languages), "cross_lingual": config.cross_lingual,
+    stats["config"] = {"languages": list(config.languages), "books": list(config.books),
+                       "min_paragraphs": config.min_paragraphs,
+                       "cross_lingual": config.cross_lingual,
                        "cross_lingual_scope": config.cross_lingual_scope,
                        "caps": {f"{q}-{p}": n for (q, p), n in caps.items()}}
     return table, stats

@@ -4,7 +4,9 @@ Inputs per dataset: ``questions.parquet`` (qid, group_id, lang, text, gold_cids)
 ``candidates.parquet`` (cid, lang, text, context); questions sharing a ``group_id`` are
 translations of each other, and a question's ``gold_cids`` are its answers *in its own language*.
 Questions are encoded with the query prefix, candidates (their ``text`` only) with the passage
-prefix; the score is the dot product of the L2-normalised embeddings (cosine).
+prefix; the score is the dot product of the L2-normalised embeddings (cosine). The encoder is a
+pair of :data:`EncodeFn` (questions, candidates): :func:`hf_encode_fns` for an e5 folder, or
+any other encoder with the same contract (``hybrid_retrieval.muse.encode_muse``, no prefixes).
 
 Settings (Roy et al. 2020, LAReQA; the same as Elmahdy et al. 2024, arXiv 2408.10536):
 
@@ -33,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -50,13 +52,20 @@ from .schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
 log = logging.getLogger(__name__)
 
 #: Datasets the ``prepare_eval`` stage writes under ``data/eval/``.
-KNOWN_DATASETS = ("xquad-r", "mlqa-r", "debian-faq-r")
+KNOWN_DATASETS = ("xquad-r", "mlqa-r", "debian-faq-r", "debian-install-r")
+#: How tables and figures name each dataset.
+DATASET_TITLES = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "debian-faq-r": "Debian FAQ-R",
+                  "debian-install-r": "Debian Install-R"}
 
 MULTI_MAP_K = 20        # XTREME-R reports LAReQA as mAP@20
 MULTI_RECALL_K = 10
 PAIR_RECALL_K = 1
 #: Queries scored per matrix product (a chunk of scores is queries x all candidates, float32).
 QUERY_CHUNK = 1024
+
+#: ``(texts, progress description) -> float32 (len(texts), dim)``: L2-normalised rows in input
+#: order. Questions and candidates each get one (e5: with the query / passage prefix).
+EncodeFn = Callable[[Sequence[str], str], np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,17 +264,22 @@ class EncodedDataset:
     encoded_texts: int
 
 
-def encode_dataset(model, tokenizer, data: EvalDataset, *, query_prefix: str,
-                   passage_prefix: str, max_length: int, batch_tokens: int,
-                   device: Any = "cpu") -> EncodedDataset:
-    """Encode the questions (query prefix) and candidate texts (passage prefix) once each."""
+def hf_encode_fns(model, tokenizer, *, query_prefix: str, passage_prefix: str, max_length: int,
+                  batch_tokens: int, device: Any = "cpu") -> tuple[EncodeFn, EncodeFn]:
+    """The (questions, candidates) :data:`EncodeFn` pair of an e5 encoder folder's model."""
+    def encode_with(prefix: str) -> EncodeFn:
+        return lambda texts, desc: encode_texts(model, tokenizer, texts, prefix=prefix,
+                                                max_length=max_length, batch_tokens=batch_tokens,
+                                                device=device, desc=desc)
+    return encode_with(query_prefix), encode_with(passage_prefix)
+
+
+def encode_dataset(encode_questions: EncodeFn, encode_candidates: EncodeFn,
+                   data: EvalDataset) -> EncodedDataset:
+    """Encode the questions and the candidate texts once each."""
     start = time.perf_counter()
-    q = encode_texts(model, tokenizer, data.question_text, prefix=query_prefix,
-                     max_length=max_length, batch_tokens=batch_tokens, device=device,
-                     desc=f"{data.name} questions")
-    c = encode_texts(model, tokenizer, data.candidate_text, prefix=passage_prefix,
-                     max_length=max_length, batch_tokens=batch_tokens, device=device,
-                     desc=f"{data.name} candidates")
+    q = encode_questions(data.question_text, f"{data.name} questions")
+    c = encode_candidates(data.candidate_text, f"{data.name} candidates")
     distinct = len(set(data.question_text)) + len(set(data.candidate_text))
     return EncodedDataset(q, c, time.perf_counter() - start, distinct)
 
@@ -502,6 +516,14 @@ class EvaluationReport:
 def evaluate_encoder(model, tokenizer, datasets: Sequence[EvalDataset], *, query_prefix: str,
                      passage_prefix: str, max_length: int, batch_tokens: int,
                      device: Any = "cpu") -> EvaluationReport:
+    """:func:`evaluate_encode_fns` with an e5 model's :func:`hf_encode_fns`."""
+    return evaluate_encode_fns(*hf_encode_fns(
+        model, tokenizer, query_prefix=query_prefix, passage_prefix=passage_prefix,
+        max_length=max_length, batch_tokens=batch_tokens, device=device), datasets)
+
+
+def evaluate_encode_fns(encode_questions: EncodeFn, encode_candidates: EncodeFn,
+                        datasets: Sequence[EvalDataset]) -> EvaluationReport:
     """Encode each dataset once and evaluate it; timings go to ``run``, not into the metrics."""
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
@@ -510,9 +532,7 @@ def evaluate_encoder(model, tokenizer, datasets: Sequence[EvalDataset], *, query
     per_query: list[pa.Table] = []
     run: dict[str, Any] = {"datasets": {}}
     for data in datasets:
-        encoded = encode_dataset(model, tokenizer, data, query_prefix=query_prefix,
-                                 passage_prefix=passage_prefix, max_length=max_length,
-                                 batch_tokens=batch_tokens, device=device)
+        encoded = encode_dataset(encode_questions, encode_candidates, data)
         result = evaluate_dataset(data, encoded.questions, encoded.candidates)
         metrics[data.name] = result.summary
         per_language += result.per_language

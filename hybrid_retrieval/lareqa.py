@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from . import sources
 from .config import invalid, missing, param, read_section
-from .debian_faq import FAQ_FOLDERS
+from .debian_faq import FAQ_FOLDERS, INSTALL_GUIDE_FOLDERS
 from .errors import PipelineError
 from .io import read_json
 from .schemas import EVAL_CANDIDATES, EVAL_QUESTIONS
@@ -41,11 +41,13 @@ LAREQA_LANGUAGES: dict[str, tuple[str, ...]] = {
 MAX_BREAK_MISMATCH_SHARE = 0.01
 
 #: The datasets the prepare_eval stage writes, and the ``eval_data`` key of each one's languages.
-EVAL_DATASETS = ("xquad-r", "mlqa-r", "debian-faq-r")
+EVAL_DATASETS = ("xquad-r", "mlqa-r", "debian-faq-r", "debian-install-r")
 LANGUAGE_PARAMS = {"xquad-r": "xquad_r_languages", "mlqa-r": "mlqa_r_languages",
-                   "debian-faq-r": "faq_languages"}
-#: The ``eval_data`` keys that only ``debian-faq-r`` needs.
+                   "debian-faq-r": "faq_languages", "debian-install-r": "install_languages"}
+#: The ``eval_data`` keys the Debian sets need (Install-R is built by FAQ-R's rules: the same
+#: passage length and copied-share limit).
 FAQ_PARAMS = ("faq_max_passage_words", "faq_max_copied_share", "faq_skip_chapters")
+DEBIAN_SETS = ("debian-faq-r", "debian-install-r")
 
 
 def _chapter_names(values: list[Any], where: str) -> list[Any]:
@@ -67,6 +69,9 @@ class EvalDataConfig:
         None, help="MLQA-R languages", choices=LAREQA_LANGUAGES["mlqa-r"])
     faq_languages: tuple[str, ...] | None = param(
         None, help="Debian FAQ-R languages (zh = Debian's zh-cn)", choices=tuple(FAQ_FOLDERS))
+    install_languages: tuple[str, ...] | None = param(
+        None, help="Debian Install-R languages (Installation Guide; zh = its zh_CN)",
+        choices=tuple(INSTALL_GUIDE_FOLDERS))
     faq_max_passage_words: float | None = param(
         None, help="Debian FAQ answers are split into passages of at most this many words (a "
         "Han/kana character counts 1/2)", low=10, high=10_000)
@@ -83,7 +88,7 @@ class EvalDataConfig:
         """Read the ``eval_data`` section, with the keys the listed datasets need."""
         config = read_section(cls, params, "eval_data", params_path)
         needed = [LANGUAGE_PARAMS[dataset] for dataset in config.datasets]
-        if "debian-faq-r" in config.datasets:
+        if set(DEBIAN_SETS) & set(config.datasets):
             needed += FAQ_PARAMS
         for key in needed:
             if getattr(config, key) is None:

@@ -85,7 +85,7 @@ def containment_hits(needles: Sequence[str], haystacks: Sequence[str], probe_cha
 
 
 class FaqLeakageGuard:
-    """Finds Debian FAQ-R evaluation texts in domain training texts.
+    """Finds the texts of the Debian domain test sets (FAQ-R, Install-R) in training texts.
 
     A training text (query or passage) leaks when, after :func:`text.same_text_key` on both sides, it
     * equals a FAQ question or answer passage (``exact``),
@@ -118,6 +118,20 @@ class FaqLeakageGuard:
         questions = read_parquet(Path(faq_dir) / "questions.parquet", schema=EVAL_QUESTIONS)
         candidates = read_parquet(Path(faq_dir) / "candidates.parquet", schema=EVAL_CANDIDATES)
         return cls.from_tables(questions, candidates, min_chars=min_chars)
+
+    @classmethod
+    def from_dirs(cls, eval_dirs: Sequence[str | os.PathLike], *,
+                  min_chars: int = 30) -> "FaqLeakageGuard":
+        """One guard over several domain test sets (Debian FAQ-R, Install-R): the texts of every
+        ``<dir>/{questions,candidates}.parquet``."""
+        questions, passages, contexts = [], [], []
+        for eval_dir in eval_dirs:
+            q = read_parquet(Path(eval_dir) / "questions.parquet", schema=EVAL_QUESTIONS)
+            c = read_parquet(Path(eval_dir) / "candidates.parquet", schema=EVAL_CANDIDATES)
+            questions += q.column("text").to_pylist()
+            passages += c.column("text").to_pylist()
+            contexts += c.column("context").to_pylist()
+        return cls(questions, passages, contexts, min_chars=min_chars)
 
     def __len__(self) -> int:
         return len(self.exact)
@@ -152,5 +166,5 @@ class FaqLeakageGuard:
         if bad:
             counts = Counter(reasons[i] for i in bad)
             shown = [(reasons[i], table.column("query")[i].as_py()[:80]) for i in bad[:examples]]
-            raise PipelineError(f"{what}: {len(bad)} rows contain Debian FAQ-R evaluation text "
+            raise PipelineError(f"{what}: {len(bad)} rows contain Debian domain test-set text "
                                 f"({dict(sorted(counts.items()))}; e.g. {shown}); expected none")

@@ -39,9 +39,10 @@ class TrainingSource:
 TRAINING_SOURCES: dict[str, TrainingSource] = {
     "qa": TrainingSource("SQuAD v1.1 train questions with their answer sentences; non-English "
                          "sides machine-translated (stage translate)", "CC BY-SA 4.0"),
-    "domain": TrainingSource("Debian documentation paragraphs (Debian Reference 2.100): "
-                             "heading and inverse-cloze pairs, monolingual and aligned "
-                             "cross-lingual", "GPL-2+"),
+    "domain": TrainingSource("Debian documentation paragraphs (Debian Reference 2.100, Debian "
+                             "Administrator's Handbook 11.20220922): heading and inverse-cloze "
+                             "pairs, monolingual and aligned cross-lingual",
+                             "GPL-2+ (Handbook: GPL-2+ or CC-BY-SA-3.0)"),
 }
 
 

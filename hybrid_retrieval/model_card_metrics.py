@@ -12,7 +12,8 @@ from .headline import SETTINGS
 
 #: the evaluation sets of ``metrics/eval.json`` -> their licence (for the card's table).
 EVALUATION_LICENCES = {"xquad-r": "CC BY-SA 4.0", "mlqa-r": "CC BY-NC 4.0",
-                       "debian-faq-r": "Debian FAQ copyright (debian/faq/COPYRIGHT)"}
+                       "debian-faq-r": "Debian FAQ copyright (debian/faq/COPYRIGHT)",
+                       "debian-install-r": "GPL-2 (debian/installation-guide/COPYRIGHT)"}
 
 
 def _interval(block: Mapping[str, Any], metric: str) -> str:

@@ -24,12 +24,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
-from .evaluation import KNOWN_DATASETS  # noqa: E402
+from .evaluation import DATASET_TITLES as TITLES, KNOWN_DATASETS  # noqa: E402
 from .io import atomic_path  # noqa: E402
 
 DPI = 80
 SETTING_COLORS = {"mono": "tab:blue", "cross": "tab:orange", "multi": "tab:green"}
-TITLES = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "debian-faq-r": "Debian FAQ-R"}
 
 
 def save(fig: plt.Figure, path: str | os.PathLike) -> Path:
@@ -206,5 +205,30 @@ def language_bias_figure(per_language: Mapping[str, Sequence[Mapping[str, Any]]]
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Language bias in the multilingual pool", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def research_figure(records: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    labels: Mapping[str, str], rows: Mapping[str, Sequence[str]]
+                    ) -> plt.Figure:
+    """The research question's answer as bars: one group of bars per row (a low-resource
+    language or a language group), one bar per arm (``records[arm][row]`` with ``estimate``,
+    ``low``, ``high``: the 95% CI as an error bar)."""
+    arms = [a for a in labels if a in records]
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 2), 3.6))
+    width = 0.8 / max(1, len(arms))
+    for k, arm in enumerate(arms):
+        est = np.array([records[arm].get(r, {}).get("estimate", np.nan) for r in names])
+        low = np.array([records[arm].get(r, {}).get("low", np.nan) for r in names])
+        high = np.array([records[arm].get(r, {}).get("high", np.nan) for r in names])
+        ax.bar(np.arange(len(names)) + (k - (len(arms) - 1) / 2) * width, est, width,
+               yerr=np.vstack([est - low, high - est]), capsize=2, label=labels[arm])
+    ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=7)
+    ax.set(ylabel="XTREME-R score (multi mAP@20)",
+           title="XQuAD-R, multilingual pool: low-resource languages (95% CI)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

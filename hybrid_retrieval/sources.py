@@ -36,6 +36,11 @@ LAREQA_XQUAD_COMMIT = "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c"
 LAREQA_MLQA_COMMIT = "354d67d1cd066854cdfbf5ad0e6105528976141d"
 SQUAD_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset"
 DEBIAN_POOL = "https://deb.debian.org/debian/pool/main/d"
+DEBIAN_POOL_I = "https://deb.debian.org/debian/pool/main/i"
+NTREX_REPO = "https://raw.githubusercontent.com/MicrosoftTranslator/NTREX"
+NTREX_COMMIT = "8561f6a"
+HANDBOOK_DEB = "debian-handbook_11.20220922_all.deb"
+INSTALL_GUIDE_DEB = "installation-guide-amd64_20230508+deb12u1_all.deb"
 
 # Debian packages (bookworm) holding the documentation: package -> SHA-256 of the .deb.
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -58,6 +63,8 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "debian-reference-ja_2.100_all.deb": "f67140e0b994409413bd5fcc8dfcce832445c99d724401f0275fa238daf30325",
     "debian-reference-pt_2.100_all.deb": "c9c5d30a8608485bad60f7bd7ce6c755af4a129c2b30511ee733b90ac17e7dfa",
     "debian-reference-zh-cn_2.100_all.deb": "6d2d8d9a646397e28b04cdff23d2e4374101ebf9be348e35961af62c8a2d0977",
+    HANDBOOK_DEB: "3d5dbeac1f1afc9c094eab9d0f701f6ecff99c4927d5a4794cf6c85678134faa",
+    INSTALL_GUIDE_DEB: "812c43e1dc906daf671e3efe953dc023205c238e5bd5a3021ce4ca142793573a",
 }
 
 
@@ -104,6 +111,16 @@ def origin(relpath: str) -> Origin:
         deb = f"debian-reference-{parts[2]}_2.100_all.deb"
         return Origin(f"{DEBIAN_POOL}/debian-reference/{deb}",
                       f"./usr/share/debian-reference/{name}", DEBIAN_PACKAGES[deb])
+    if parts[:2] == ["debian", "handbook"] and len(parts) == 4:
+        return Origin(f"{DEBIAN_POOL}/debian-handbook/{HANDBOOK_DEB}",
+                      f"./usr/share/doc/debian-handbook/html/{parts[2]}/{name}",
+                      DEBIAN_PACKAGES[HANDBOOK_DEB])
+    if parts[:2] == ["debian", "installation-guide"] and len(parts) == 4:
+        return Origin(f"{DEBIAN_POOL_I}/installation-guide/{INSTALL_GUIDE_DEB}",
+                      f"./usr/share/doc/installation-guide-amd64/{parts[2]}/{name}",
+                      DEBIAN_PACKAGES[INSTALL_GUIDE_DEB])
+    if parts[0] == "ntrex-128" and len(parts) == 2:
+        return Origin(f"{NTREX_REPO}/{NTREX_COMMIT}/NTREX-128/{name}")
     raise PipelineError(f"{relpath}: no official source is known for this data file")
 
 

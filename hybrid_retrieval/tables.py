@@ -13,12 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .evaluation import KNOWN_DATASETS, MULTI_MAP_K, MULTI_RECALL_K, PAIR_RECALL_K
+from .evaluation import DATASET_TITLES, KNOWN_DATASETS, MULTI_MAP_K, MULTI_RECALL_K, PAIR_RECALL_K
 from .headline import SETTINGS
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-
-DATASET_TITLES = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "debian-faq-r": "Debian FAQ-R"}
 
 
 @dataclass(frozen=True)
@@ -189,13 +187,17 @@ def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
 def results_markdown(*, base: dict[str, Any] | None, default: dict[str, Any] | None,
                      params: dict[str, Any] | None = None,
                      sweep: Sequence[dict[str, Any]] | None = None,
-                     comparisons: Sequence[dict[str, Any]] | None = None) -> str:
-    """The whole results section (without the begin/end markers)."""
+                     comparisons: Sequence[dict[str, Any]] | None = None,
+                     muse: dict[str, Any] | None = None) -> str:
+    """The whole results section (without the begin/end markers); ``muse`` is the second
+    standard multilingual model's report (``metrics/muse.json``), shown beside base e5."""
     params = params or {}
     train = params.get("train", {})
     rows: list[tuple[str, dict[str, Any]]] = []
     if base:
         rows.append(("base encoder (no training)", base))
+    if muse:
+        rows.append(("mUSE v3 (no training; other model)", muse))
     if default:
         rows.append((f"default run (mix_ratio {params.get('mix_ratio')}, domain_ratio "
                      f"{params.get('domain_ratio')})", default))
@@ -226,7 +228,8 @@ def results_markdown(*, base: dict[str, Any] | None, default: dict[str, Any] | N
     translate = params.get("translate", {})
     training = (f"{params.get('prepare', {}).get('max_questions', '?')} SQuAD v1.1 questions, "
                 f"machine-translated en->{'/'.join(translate.get('languages', []))} "
-                f"({translate.get('engine', '?')}), plus Debian Reference domain pairs with "
+                f"({translate.get('engine', '?')}), plus Debian Reference + Handbook domain pairs "
+                f"with "
                 f"probability domain_ratio")
     parts += ["**Published numbers — other models, other training data** (mAP as reported):",
               "", published_table(), "",

@@ -8,6 +8,12 @@ output). Examples::
     python scripts/compare.py HEAD workspace
     python scripts/compare.py exp-mix0 exp-mix1        # two finished experiments
     python scripts/compare.py HEAD qa-only --languages ar el hi ru th tr vi   # one language group
+    python scripts/compare.py rq-b-s13,rq-b-s14,rq-b-s15 rq-d-s13,rq-d-s14,rq-d-s15  # 3 seeds each
+
+An arm given as a comma-separated list (one run per training seed) is compared by its
+seed-averaged per-query metrics (:func:`hybrid_retrieval.seed_arms.average_per_query`); the
+interval is then over questions of the seed average (see ``scripts/research_answer.py`` for
+the spread over seeds).
 
 Prints a Markdown table (dataset, setting, metric, A, B, B - A, 95% CI, p, Holm p);
 ``--json-out`` also writes the rows as JSON.
@@ -25,6 +31,7 @@ from hybrid_retrieval.io import write_json
 from hybrid_retrieval.paired_comparison import (compare_per_query, format_comparison,
                                                 restrict_languages)
 from hybrid_retrieval.revision_outputs import read_per_query
+from hybrid_retrieval.seed_arms import average_per_query
 from hybrid_retrieval.stage import run_stage
 
 
@@ -32,6 +39,13 @@ def languages_by_dataset(per_query: pa.Table) -> dict[str, list[str]]:
     """The query languages each dataset of a ``PER_QUERY`` table has."""
     grouped = per_query.group_by("dataset").aggregate([("lang", "distinct")]).to_pylist()
     return {row["dataset"]: sorted(row["lang_distinct"]) for row in grouped}
+
+
+def read_arm(spec: str, path: str, repo: str) -> pa.Table:
+    """One run (file, revision, experiment) or a comma-separated list of runs (seeds),
+    averaged per query."""
+    refs = spec.split(",")
+    return average_per_query([read_per_query(ref, path, repo=repo) for ref in refs], refs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -58,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = BootstrapSettings(args.resamples, args.seed, args.confidence)
     path_a = args.path_a or args.path
-    a = read_per_query(args.a, path_a, repo=args.repo)
-    b = read_per_query(args.b, args.path, repo=args.repo)
+    a = read_arm(args.a, path_a, args.repo)
+    b = read_arm(args.b, args.path, args.repo)
     names = (args.a if args.a.endswith(".parquet") else f"{args.a}:{path_a}",
              args.b if args.b.endswith(".parquet") else f"{args.b}:{args.path}")
     rows = compare_per_query(a, b, settings, names=names, datasets=args.datasets,

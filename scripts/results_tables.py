@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--base", default="metrics/base.json")
     parser.add_argument("--eval", default="metrics/eval.json")
+    parser.add_argument("--muse", default="metrics/muse.json")
     parser.add_argument("--sweep", default="metrics/sweep.json")
     parser.add_argument("--comparisons", nargs="*", default=None,
                         help="compare.py --json-out files, in table order (default: "
@@ -37,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         else sorted(Path("metrics/ablations").glob("*.json")))
     text = results_markdown(base=optional(args.base), default=optional(args.eval),
                             params=load_params(args.params), sweep=optional(args.sweep),
-                            comparisons=[read_json(p) for p in comparison_files])
+                            comparisons=[read_json(p) for p in comparison_files],
+                            muse=optional(args.muse))
     if args.update:
         target = Path(args.update)
         target.write_text(replace_block(target.read_text(encoding="utf-8"), text),

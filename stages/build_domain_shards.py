@@ -2,7 +2,7 @@
 
 Same Parquet format and manifest as the parallel shards (``shards.write_shards``), source
 ``domain``, kind ``mono``/``cross``, rows sorted by (query_lang, passage_lang, pair_id) so a
-rerun is byte-identical. The Debian FAQ-R leakage check runs again on the rows written (a
+rerun is byte-identical. The leakage check against the Debian domain test sets (FAQ-R, Install-R) runs again on the rows written (a
 cheap guard where the training data is made).
 """
 
@@ -23,7 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--pairs", default="data/domain/pairs.parquet")
-    parser.add_argument("--faq-dir", default="data/eval/debian-faq-r")
+    parser.add_argument("--eval-dir", action="append", required=True,
+                        help="a domain test set's folder no row may leak (repeatable)")
     parser.add_argument("--out", default="data/shards/domain")
     args = parser.parse_args()
 
@@ -32,7 +33,7 @@ def main() -> None:
     config = read_domain_config(params, args.params)
 
     table = domain_shard_table(read_parquet(args.pairs, schema=DOMAIN_PAIRS))
-    guard = FaqLeakageGuard.from_dir(args.faq_dir, min_chars=config.leakage_min_chars)
+    guard = FaqLeakageGuard.from_dirs(args.eval_dir, min_chars=config.leakage_min_chars)
     guard.assert_clean(table, what=args.pairs)
     manifest = write_shards(table, args.out, shards.rows_per_shard,
                             row_group_size=shards.row_group_size)

@@ -1,4 +1,4 @@
-"""Stage prepare_eval: XQuAD-R, MLQA-R and the Debian FAQ -> LAReQA-style evaluation tables.
+"""Stage prepare_eval: XQuAD-R, MLQA-R, Debian FAQ-R and Install-R -> LAReQA-style evaluation tables.
 
 Writes ``data/eval/<dataset>/{questions,candidates}.parquet`` and ``data/eval/stats.json`` (the
 counts per dataset and language). The whole output folder is built in a temporary folder and
@@ -29,12 +29,14 @@ def build(data: DataConfig, config: lareqa.EvalDataConfig
     built = {}
     for dataset in config.datasets:
         param = f"eval_data.{lareqa.LANGUAGE_PARAMS[dataset]}"
-        if dataset == "debian-faq-r":
+        if dataset in lareqa.DEBIAN_SETS:
+            faq = dataset == "debian-faq-r"
             parts = debian_faq.read_faq(
                 config.languages(dataset), data.mirror, data.download_dir,
                 max_words=config.faq_max_passage_words,
-                skip_chapters=config.faq_skip_chapters,
-                max_copied_share=config.faq_max_copied_share, param=param)
+                skip_chapters=config.faq_skip_chapters if faq else (),
+                max_copied_share=config.faq_max_copied_share, param=param,
+                corpus=debian_faq.FAQ_CORPUS if faq else debian_faq.INSTALL_GUIDE_CORPUS)
             counts = {part.lang: part.stats for part in parts}
         else:
             parts = lareqa.read_lareqa(dataset, config.languages(dataset), data.mirror,

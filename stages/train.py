@@ -13,8 +13,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.io import read_json, write_json
+from hybrid_retrieval.language_groups import trained_supervision
 from hybrid_retrieval.sampler import BatchMixture
-from hybrid_retrieval.shards import shard_sources
+from hybrid_retrieval.shards import MANIFEST, shard_sources
 from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.training import TrainConfig, train
 
@@ -42,6 +44,9 @@ def main() -> None:
     parser.add_argument("--out", default="models/encoder")
     parser.add_argument("--live", default="dvclive", help="dvclive folder")
     parser.add_argument("--checkpoints", default="checkpoints/train")
+    parser.add_argument("--languages-out", default=None,
+                        help="JSON: language -> what trained it (language groups, from the "
+                        "shard manifests of the sources sampled)")
     parser.add_argument("--forbidden", action="append", default=[],
                         help="Parquet file whose 'text' column must not occur in training (repeatable)")
     args = parser.parse_args()
@@ -60,6 +65,11 @@ def main() -> None:
                    checkpoint_dir=args.checkpoints, live_dir=args.live, forbidden_texts=forbidden,
                    source_ratios=mixture.source_ratios)
     s, t = result.summary, result.timing
+    if args.languages_out and os.environ.get("RANK", "0") == "0":
+        supervision = trained_supervision([read_json(Path(d) / MANIFEST) for d in shard_dirs],
+                                          s["source_ratios"])
+        write_json({"source_ratios": s["source_ratios"], "supervision": supervision},
+                   args.languages_out)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
         print(f"train: {s['steps']} steps x {s['world_size']} rank(s) ({s['precision']}), "
               f"{s['pairs_seen']} pairs "

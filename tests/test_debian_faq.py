@@ -169,3 +169,48 @@ def test_real_faq_counts() -> None:
     assert stats["fr"]["dropped_untranslated_title"] == 1       # 6.7 dirtree kept in English
     assert stats["ru"]["dropped_untranslated_title"] == 12
     assert all(q["lang"] == "zh" for q in read[3].questions)
+
+
+# --- Debian Install-R: the Installation Guide by FAQ-R's rules -----------------------------------
+
+GUIDE_PAGE = """<html><body><div class="sect1"><div class="titlepage"><div><div>
+<h2 class="title"><a name="module-details"></a>6.3. Using Individual Components</h2></div></div></div>
+<p>In this section we describe each installer component.</p>
+<div class="sect2"><div class="titlepage"><div><div><h3 class="title"><a name="idm2301"></a>6.3.1.
+Setting up the installer</h3></div></div></div>
+<p>Let us assume the installer has booted.</p><p>It probes your hardware.</p>
+<div class="sect3"><div class="titlepage"><div><div><h4 class="title"><a name="lowmem"></a>6.3.1.1.
+Low memory mode</h4></div></div></div></div>
+</div></div></body></html>"""
+
+
+def test_guide_sections_at_every_level_with_text_of_their_own() -> None:
+    from hybrid_retrieval.debian_faq import INSTALL_GUIDE_CORPUS
+
+    sections = faq.faq_sections(GUIDE_PAGE, "el", chapter="ch06s03", corpus=INSTALL_GUIDE_CORPUS)
+    # 6.3.1.1 has no text of its own: an overview, skipped (the FAQ would raise)
+    assert [(s.anchor, s.number, s.title) for s in sections] == [
+        ("module-details", "6.3", "Using Individual Components"),
+        ("section-6.3.1", "6.3.1", "Setting up the installer")]  # generated id -> its number
+    assert sections[0].answer_text == "In this section we describe each installer component."
+    assert sections[1].passages == ("Let us assume the installer has booted. It probes your "
+                                    "hardware.",)
+
+
+@pytest.mark.skipif(not (MIRROR / "debian" / "installation-guide" / "el").is_dir(),
+                    reason="data mirror without the Installation Guide")
+def test_real_install_r_aligns_sections_across_languages_and_drops_english() -> None:
+    from hybrid_retrieval.debian_faq import INSTALL_GUIDE_CORPUS
+
+    parts = {p.lang: p for p in faq.read_faq(["en", "el", "vi"], MIRROR, MIRROR.parent / "dl",
+                                         max_words=100, max_copied_share=0.5,
+                                         corpus=INSTALL_GUIDE_CORPUS)}
+    en, el, vi = parts["en"], parts["el"], parts["vi"]
+    assert en.stats["questions"] == 165 and el.stats["dropped_unaligned"] == 0
+    assert el.stats["questions"] >= 155 and vi.stats["questions"] < 100  # vi: 31% left English
+    groups = {q["group_id"] for q in en.questions}
+    assert {q["group_id"] for q in el.questions} <= groups  # aligned by section id
+    assert "module-details" in groups and any(g.startswith("section-") for g in groups)
+    question = next(q for q in el.questions if q["group_id"] == "module-details")
+    assert question["text"] == "Χρήση επιμέρους συστατικών"
+    assert vi.stats["dropped_untranslated_title"] + vi.stats["dropped_untranslated_answer"] > 50

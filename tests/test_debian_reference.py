@@ -63,3 +63,42 @@ def test_aligned_paragraphs_en_pt(tmp_path) -> None:
     assert first.target.startswith("Acho que aprender um sistema de computador")
     with pytest.raises(PipelineError, match="no chapters in language 'xx'"):
         aligned_paragraphs(MIRROR, tmp_path, "en", "xx")
+
+
+# --- the Debian Administrator's Handbook (div.para paragraphs), real pages ----------------------
+
+needs_handbook = pytest.mark.skipif(
+    not (MIRROR / "debian" / "handbook" / "vi-VN" / "sect.apt-get.html").is_file(),
+    reason="data mirror without the Handbook")
+
+
+@needs_handbook
+def test_handbook_pages_align_with_english_by_position() -> None:
+    from hybrid_retrieval.debian_reference import HANDBOOK, HANDBOOK_LAYOUT, chapter_headings
+
+    files = HANDBOOK.files("vi")
+    assert len(files) == 126 and "index" not in files  # the table of contents is skipped
+    assert files["sect.apt-get"] == "debian/handbook/vi-VN/sect.apt-get.html"
+    pages = {lang: (MIRROR / HANDBOOK.files(lang)["sect.apt-get"]).read_bytes()
+             for lang in ("en", "vi", "ar")}
+    paragraphs = {lang: chapter_paragraphs(html, HANDBOOK_LAYOUT) for lang, html in pages.items()}
+    assert len(paragraphs["en"]) == len(paragraphs["vi"]) == len(paragraphs["ar"]) == 73
+    assert [(p.section, p.kind) for p in paragraphs["en"]] == \
+        [(p.section, p.kind) for p in paragraphs["ar"]]
+    assert paragraphs["en"][0].section == "sect.apt-get"
+    assert {p.kind for p in paragraphs["en"]} == {"body", "admonition"}  # sidebars are boxes
+    # Untranslated paragraphs are English copies (the pipeline drops them): this page's first.
+    assert paragraphs["vi"][0].text == paragraphs["en"][0].text
+    translated = {lang: sum(p.text != e.text for p, e in zip(paragraphs[lang], paragraphs["en"]))
+                  for lang in ("vi", "ar")}
+    assert 0 < translated["vi"] <= translated["ar"] < 73, translated
+    headings = chapter_headings(pages["vi"], HANDBOOK_LAYOUT)
+    assert (headings[0].section, headings[0].number, headings[0].title) == \
+        ("sect.apt-get", "6.2", "Các lệnh aptitude, apt-get, và apt")
+
+
+def test_handbook_page_without_a_body_is_an_error() -> None:
+    from hybrid_retrieval.debian_reference import HANDBOOK_LAYOUT
+
+    with pytest.raises(PipelineError, match="Debian Handbook page: no <div class='chapter'>"):
+        chapter_paragraphs("<html><body><div class='book'>x</div></body></html>", HANDBOOK_LAYOUT)

@@ -32,7 +32,7 @@ needs_mirror = pytest.mark.skipif(not (MIRROR / "debian" / "reference" / "en").i
 
 LIMITS = PairLimits(ict_query_words=(3, 40), heading_query_words=(1, 20),
                     passage_words=(3, 150), ict_keep_query_prob=0.0, seed=13)
-EN_PT = DomainConfig(languages=("en", "pt"))
+EN_PT = DomainConfig(languages=("en", "pt"), books=("reference",))
 
 
 def _view(lang: str, texts: dict[int, str], blocks: list[Block],
@@ -248,7 +248,7 @@ def test_assert_clean_fires_on_a_planted_row() -> None:
     planted = pa.Table.from_pylist([{**row, "query": "How do I list packages?",
                                      "passage": "Intro. " + FAQ_PASSAGE}], schema=DOMAIN_PAIRS)
     with pytest.raises(PipelineError,
-                       match=r"pairs: 1 rows contain Debian FAQ-R .*passage:contains_faq"):
+                       match=r"pairs: 1 rows contain Debian domain test-set text .*passage:contains_faq"):
         guard.assert_clean(planted, what="pairs")
 
 
@@ -292,8 +292,8 @@ def test_build_groups_ids_and_filters(en_pt_pairs: tuple[pa.Table, dict]) -> Non
     ids = {lang_pair: {i for q, p, i in keys if (q, p) == lang_pair} for lang_pair in groups}
     assert ids[("en", "en")] & ids[("en", "pt")]  # one source pair in several language pairs
     assert set(table.column("method").to_pylist()) == {"ict", "heading"}
-    assert stats["alignment"]["pt"]["chapters_aligned"] == 12
-    assert stats["alignment"]["pt"]["chapters_total"] == 13
+    assert stats["alignment"]["reference"]["pt"]["chapters_aligned"] == 12
+    assert stats["alignment"]["reference"]["pt"]["chapters_total"] == 13
     for row in table.to_pylist():
         words = domain.count_words(row["passage"])
         assert 10 <= words <= 150
@@ -331,7 +331,8 @@ def _params(**overrides: object) -> dict:
            "seed": 13, "block_max_words": 60, "ict_keep_query_prob": 0.1,
            "ict_query_words": [5, 40], "heading_query_words": [1, 20], "passage_words": [10, 150],
            "near_duplicate_jaccard": 0.8, "max_mono_pairs_per_language": 3000,
-           "max_cross_pairs_per_language": 3000, "leakage_min_chars": 30}
+           "max_cross_pairs_per_language": 3000, "leakage_min_chars": 30,
+           "books": ["reference", "handbook"], "min_paragraphs": 200}
     cfg.update(overrides)
     return {"domain": cfg}
 
@@ -339,11 +340,13 @@ def _params(**overrides: object) -> dict:
 def test_params_are_validated() -> None:
     config = domain.read_domain_config(_params(languages=["en", "zh-cn"]))
     assert config.languages == ("en", "zh") and config.ict_query_words == (5.0, 40.0)
-    allowed = r"\['en', 'de', 'es', 'fr', 'id', 'it', 'ja', 'pt', 'zh'\]"
-    with pytest.raises(PipelineError, match=r"'domain\.languages' is \['en', 'ko'\] \(unknown "
-                                            r"\['ko'\]\), expected distinct values from "
+    allowed = r"\['ar', 'ca', 'cs', 'da', 'de', 'el', 'en', 'es', 'fa', 'fr', .*'zh'\]"
+    with pytest.raises(PipelineError, match=r"'domain\.languages' is \['en', 'hi'\] \(unknown "
+                                            r"\['hi'\]\), expected distinct values from "
                                             + allowed):
-        domain.read_domain_config(_params(languages=["en", "ko"]))
+        domain.read_domain_config(_params(languages=["en", "hi"]))  # no Debian prose in Hindi
+    with pytest.raises(PipelineError, match=r"'domain\.books' is \['faq'\]"):
+        domain.read_domain_config(_params(books=["faq"]))  # the FAQ is a test set, never trained
     with pytest.raises(PipelineError, match="domain.languages"):
         domain.read_domain_config(_params(languages=["en", "en"]))
     with pytest.raises(PipelineError, match=r"domain\.cross_lingual_scope.*\['english', 'all'\]"):
@@ -392,19 +395,20 @@ def test_stages_write_pairs_stats_and_identical_shards(tmp_path: Path,
                   faq_dir / "candidates.parquet", schema=EVAL_CANDIDATES)
     params = {"data": {"mirror": str(MIRROR), "download_dir": str(DOWNLOADS)},
               "shards": {"rows_per_shard": 1000, "row_group_size": 256, "include_title": False},
-              **_params(languages=["en", "pt"], max_cross_pairs_per_language=300)}
+              **_params(languages=["en", "pt"], max_cross_pairs_per_language=300,
+                        books=["reference"])}
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params), encoding="utf-8")
     pairs, stats = tmp_path / "domain" / "pairs.parquet", tmp_path / "domain" / "stats.json"
     shards = tmp_path / "shards" / "domain"
 
-    prepare = ["stages/prepare_domain.py", "--params", str(params_file), "--faq-dir",
+    prepare = ["stages/prepare_domain.py", "--params", str(params_file), "--eval-dir",
                str(faq_dir), "--out", str(pairs), "--stats", str(stats)]
     build = ["stages/build_domain_shards.py", "--params", str(params_file), "--pairs",
-             str(pairs), "--faq-dir", str(faq_dir), "--out", str(shards)]
+             str(pairs), "--eval-dir", str(faq_dir), "--out", str(shards)]
     done = _run(*prepare)
     assert done.returncode == 0, done.stderr
-    assert "prepare_domain:" in done.stdout and "1 FAQ-R leaks dropped" in done.stdout
+    assert "prepare_domain:" in done.stdout and "1 evaluation-set leaks dropped" in done.stdout
     table = read_parquet(pairs, schema=DOMAIN_PAIRS)
     assert planted not in table.column("passage").to_pylist()
     assert read_json(stats)["leakage_dropped"] == 1
@@ -422,3 +426,31 @@ def test_stages_write_pairs_stats_and_identical_shards(tmp_path: Path,
     params_file.write_text(yaml.safe_dump(params), encoding="utf-8")
     done = _run(*prepare)
     assert done.returncode == 2 and "'domain.languages'" in done.stderr
+
+
+@needs_mirror
+def test_an_install_r_passage_planted_in_a_handbook_paragraph_is_caught(tmp_path: Path) -> None:
+    """Leakage across sources: Install-R (a test set) text inside a Handbook (training) paragraph
+    is dropped by prepare_domain's guard, and train stops on a shard row that still holds it."""
+    from hybrid_retrieval.leakage import FaqLeakageGuard
+
+    config = DomainConfig(languages=("en", "vi"), books=("handbook",), cross_lingual=False,
+                          max_mono_pairs_per_language=100_000)
+    clean, _ = domain.build_domain_pairs(config, MIRROR, DOWNLOADS)
+    vi_passages = [p for p, q in zip(clean.column("passage").to_pylist(),
+                                     clean.column("query_lang").to_pylist()) if q == "vi"]
+    install_passage = max(vi_passages, key=len)[:80]  # a piece of a Handbook paragraph
+    install_dir = tmp_path / "debian-install-r"
+    write_parquet(pa.Table.from_pylist([{"qid": "vi:x", "group_id": "x", "lang": "vi",
+                                         "text": "Một câu hỏi?", "gold_cids": ["vi:x:0"]}],
+                                       schema=EVAL_QUESTIONS), install_dir / "questions.parquet",
+                  schema=EVAL_QUESTIONS)
+    write_parquet(pa.Table.from_pylist([{"cid": "vi:x:0", "lang": "vi", "text": install_passage,
+                                         "context": install_passage}], schema=EVAL_CANDIDATES),
+                  install_dir / "candidates.parquet", schema=EVAL_CANDIDATES)
+    guard = FaqLeakageGuard.from_dirs([install_dir])
+    table, stats = domain.build_domain_pairs(config, MIRROR, DOWNLOADS, guard)
+    assert stats["groups"]["vi-vi"].get("dropped_leak_passage_contains_faq", 0) >= 1
+    assert not any(install_passage in p for p in table.column("passage").to_pylist())
+    with pytest.raises(PipelineError, match="unguarded handbook pairs: [0-9]+ rows contain Debian domain test-set text"):
+        guard.assert_clean(clean, what="unguarded handbook pairs")

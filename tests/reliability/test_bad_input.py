@@ -178,7 +178,7 @@ def test_prepare_domain_checksum_unknown_language_missing_faq(params, tiny_pipel
     faq = tiny_pipeline / "data/eval/debian-faq-r"
 
     def run(params_file: Path, faq_dir: Path = faq):
-        return run_stage("prepare_domain.py", "--params", params_file, "--faq-dir", faq_dir,
+        return run_stage("prepare_domain.py", "--params", params_file, "--eval-dir", faq_dir,
                          "--out", out, "--stats", stats)
 
     expect_error(run(params(domain__languages=["en", "xx"])),
@@ -327,7 +327,7 @@ def test_build_domain_shards_bad_input(params, tiny_pipeline: Path, tmp_path: Pa
 
     def run(pairs_path: Path, faq_dir: Path = faq, params_file: Path | None = None):
         return run_stage("build_domain_shards.py", "--params", params_file or params(),
-                         "--pairs", pairs_path, "--faq-dir", faq_dir, "--out", out)
+                         "--pairs", pairs_path, "--eval-dir", faq_dir, "--out", out)
 
     cut = pq.read_table(pairs).drop_columns(["method"])
     pq.write_table(cut, tmp_path / "pairs.parquet")

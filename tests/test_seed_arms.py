@@ -1,0 +1,66 @@
+"""Multi-seed arms: seed-averaged metric with a question bootstrap, and the spread over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.headline import BootstrapSettings
+from hybrid_retrieval.seed_arms import arm_scores
+
+
+def _table(scores: dict[str, list[float]], order=None) -> pa.Table:
+    rows = [(f"{lang}:{i}", str(i), lang, v) for lang, vs in scores.items()
+            for i, v in enumerate(vs)]
+    if order is not None:
+        rows = [rows[i] for i in order]
+    return pa.table({"dataset": ["xquad-r"] * len(rows), "setting": ["multi"] * len(rows),
+                     "qid": [r[0] for r in rows], "group_id": [r[1] for r in rows],
+                     "lang": [r[2] for r in rows], "ap_at_20": [r[3] for r in rows]})
+
+
+SETTINGS = BootstrapSettings(resamples=200, seed=1)
+
+
+def test_seed_average_and_spread_per_language_and_group() -> None:
+    seed0 = _table({"ar": [1.0, 0.0, 1.0, 0.0], "hi": [0.5, 0.5, 0.5, 0.5]})
+    seed1 = _table({"ar": [0.0, 0.0, 1.0, 1.0], "hi": [1.0, 1.0, 1.0, 1.0]}, order=[7, 6, 5, 4,
+                                                                                 3, 2, 1, 0])
+    scores = arm_scores([seed0, seed1], "xquad-r", {"ar": ["ar"], "hi": ["hi"],
+                                                    "both": ["ar", "hi"], "th": ["th"]}, SETTINGS)
+    assert set(scores) == {"ar", "hi", "both"}  # th: no such queries, no row
+    assert scores["ar"].estimate == pytest.approx(0.5) and scores["ar"].seed_sd == 0.0
+    assert scores["hi"].estimate == pytest.approx(0.75)  # seeds 0.5 and 1.0, aligned by qid
+    assert scores["hi"].seed_sd == pytest.approx(np.std([0.5, 1.0], ddof=1))
+    assert scores["both"].estimate == pytest.approx((0.5 + 0.75) / 2)  # macro over languages
+    assert scores["both"].seeds == 2 and scores["both"].queries == 8
+    assert scores["ar"].low <= scores["ar"].estimate <= scores["ar"].high
+    assert scores["hi"].low == pytest.approx(0.75) == scores["hi"].high  # no spread in averages
+
+
+def test_seeds_must_hold_the_same_questions() -> None:
+    with pytest.raises(PipelineError, match="seed 1 of the arm has other xquad-r multi queries"):
+        arm_scores([_table({"ar": [1.0, 0.0]}), _table({"ar": [1.0]})], "xquad-r",
+                   {"ar": ["ar"]}, SETTINGS)
+
+
+def test_average_per_query_means_the_metric_columns_over_seeds() -> None:
+    from hybrid_retrieval.headline import HEADLINE
+    from hybrid_retrieval.seed_arms import average_per_query
+
+    def per_query(ap: list[float]) -> pa.Table:
+        n = len(ap)
+        columns = {"dataset": ["xquad-r"] * n, "qid": [f"q{i}" for i in range(n)],
+                   "group_id": [str(i) for i in range(n)], "lang": ["ar"] * n,
+                   "setting": ["multi"] * n, "pool_lang": ["all"] * n, "stratum": ["ar"] * n}
+        for column in {h.column for h in HEADLINE}:
+            columns[column] = ap
+        return pa.table(columns)
+
+    mean = average_per_query([per_query([1.0, 0.0, 0.5]), per_query([0.0, 0.0, 1.0])])
+    assert mean.column("ap").to_pylist() == [0.5, 0.0, 0.75]
+    assert mean.column("qid").to_pylist() == ["q0", "q1", "q2"]
+    with pytest.raises(PipelineError, match="a paired comparison needs the same"):
+        average_per_query([per_query([1.0]), per_query([1.0, 0.0])])
