@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = {name: spec["label"] for name, spec in config["arms"].items()}
     seeds = {name: len(per_seed) for name, per_seed in tables.items()}
     write_json({"dataset": dataset, "metric": "multi ap_at_20 (XTREME-R score)",
-                "resamples": settings.resamples, "groups": groups, "rows": rows,
+                "resamples": settings.resamples, "groups": groups,
+                "rows": [{"name": name, "languages": members} for name, members in rows.items()],
                 "labels": labels, "seeds": seeds, "arms": records}, args.out)
     from hybrid_retrieval.plots import research_figure, save  # noqa: PLC0415 - matplotlib
     save(research_figure(records, labels, rows), Path(args.figure))

@@ -17,6 +17,7 @@ workspace when no experiment of that name exists. ``--dry-run`` prints the comma
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,13 @@ def experiment_name(arm: str, seed: int) -> str:
     return f"rq-{arm}-s{seed}"
 
 
+def _yaml_value(value: Any) -> str:
+    """A value as ``dvc exp run -S`` parses it (YAML): ``false``, ``[en, de]``, ``0.2``."""
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+
+
 def queue_commands(config: dict[str, Any]) -> list[list[str]]:
     """One ``dvc exp run --queue`` per trained arm and seed."""
     commands = []
@@ -61,7 +69,7 @@ def queue_commands(config: dict[str, Any]) -> list[list[str]]:
             overrides = {"seed": seed, **spec["params"]}
             command = ["dvc", "exp", "run", "--queue", "-n", experiment_name(arm, seed)]
             for key, value in overrides.items():
-                command += ["-S", f"{key}={value}"]
+                command += ["-S", f"{key}={_yaml_value(value)}"]
             commands.append(command)
     return commands
 
@@ -100,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(args.config)
     if args.action == "queue":
         for command in queue_commands(config):
-            print(" ".join(command))
+            print(shlex.join(command))
             if not args.dry_run:
                 subprocess.run(command, check=True)
         return
