@@ -13,6 +13,11 @@ translation translated back to English where the engine has that direction):
   left in English dropped.
 * ``debian-reference``: Debian Reference paragraphs
   (:func:`hybrid_retrieval.debian_reference.aligned_paragraphs`).
+* ``ntrex``: NTREX-128 (:mod:`hybrid_retrieval.ntrex`), the English WMT19 news sentences vs
+  their human translation, paired by line: one row ``ntrex-<NTREX code>`` per reference
+  (``ntrex-deu``, ...). Portuguese has two references scored as two rows on the same sample:
+  European ``ntrex-por`` (also the pt->en row) and Brazilian ``ntrex-por-BR`` (en->pt only;
+  it reuses the en->pt translations, and their ``seconds``, of ``ntrex-por``).
 
 Each set is capped at ``max_pairs`` pairs sampled with a fixed seed. Long texts are translated
 sentence by sentence (:func:`hybrid_retrieval.translation.translate_texts`). Where the reverse
@@ -21,6 +26,7 @@ direction exists, the en->X row also has the round-trip chrF++ (en -> X -> en vs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -40,7 +46,7 @@ from .translation import DecodingOptions, Engine, available_directions, load_eng
 
 log = logging.getLogger(__name__)
 
-TEST_SETS = ("xquad-r", "debian-faq", "debian-reference")
+TEST_SETS = ("xquad-r", "debian-faq", "debian-reference", "ntrex")
 
 #: Languages whose text has no spaces between words: BLEU on characters unless a proper
 #: word segmenter is available (``zh`` has sacrebleu's own; ``ja``/``ko`` need MeCab).
@@ -66,12 +72,20 @@ class MtQualityConfig:
 
 @dataclass(frozen=True)
 class ParallelSet:
-    """A test set: English ``sources`` and their human translations into ``lang``."""
+    """A test set: English ``sources`` and their human translations into ``lang``.
+
+    ``sample_key`` (default: ``name``) seeds :meth:`sample`: sets that share it and their
+    sources draw the same pairs (two references of one source text). ``reverse``: the
+    references are also translated back to English for a ``<lang>-en`` row (off for a second
+    reference of the same sources).
+    """
 
     name: str
     lang: str
     sources: list[str]
     references: list[str]
+    sample_key: str = ""
+    reverse: bool = True
 
     def __post_init__(self) -> None:
         if len(self.sources) != len(self.references):
@@ -82,10 +96,10 @@ class ParallelSet:
         """At most ``max_pairs`` pairs (0 = all), drawn with ``seed``, in original order."""
         if not max_pairs or len(self.sources) <= max_pairs:
             return self
-        keep = sorted(random.Random(f"{seed}/{self.name}/{self.lang}").sample(
+        keep = sorted(random.Random(f"{seed}/{self.sample_key or self.name}/{self.lang}").sample(
             range(len(self.sources)), max_pairs))
-        return ParallelSet(self.name, self.lang, [self.sources[i] for i in keep],
-                           [self.references[i] for i in keep])
+        return dataclasses.replace(self, sources=[self.sources[i] for i in keep],
+                                   references=[self.references[i] for i in keep])
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,8 +165,28 @@ def reference_paragraph_set(mirror: str | os.PathLike, download_dir: str | os.Pa
                         [p.target for p in pairs])]
 
 
+def ntrex_sets(mirror: str | os.PathLike, download_dir: str | os.PathLike,
+               lang: str) -> list[ParallelSet]:
+    """``ntrex-<code>`` per NTREX-128 reference of ``lang`` (``pt``: ``ntrex-por`` and
+    ``ntrex-por-BR``, sampled alike; only the first gets a pt->en row); none for English or a
+    language NTREX does not have here."""
+    from .ntrex import LANGUAGE_FILES, REFERENCE_VARIETIES, SOURCE_CODE, document_ids, \
+        read_lines  # noqa: PLC0415
+
+    if lang == "en" or lang not in LANGUAGE_FILES:
+        return []
+    lines = len(document_ids(mirror, download_dir))
+    english = read_lines(SOURCE_CODE, mirror, download_dir, expected=lines)
+    codes = [LANGUAGE_FILES[lang]] + [code for code, variety_of in REFERENCE_VARIETIES.items()
+                                      if variety_of == lang]
+    return [ParallelSet(f"ntrex-{code}", lang, english,
+                        read_lines(code, mirror, download_dir, expected=lines),
+                        sample_key="ntrex", reverse=code == LANGUAGE_FILES[lang])
+            for code in codes]
+
+
 _READERS = {"xquad-r": xquad_sets, "debian-faq": faq_title_set,
-            "debian-reference": reference_paragraph_set}
+            "debian-reference": reference_paragraph_set, "ntrex": ntrex_sets}
 
 
 def load_test_sets(names: list[str], lang: str, mirror: str | os.PathLike,
@@ -216,10 +250,20 @@ def _row(engine: Engine, test_set: str, n: int, scores: dict[str, Any],
             "seconds": round(seconds, 2)}
 
 
-def _translate(engine: Engine, texts: list[str], desc: str) -> tuple[list[str], float]:
+def _translate(engine: Engine, texts: list[str], desc: str,
+               memo: dict[tuple[Any, ...], tuple[list[str], float]] | None = None
+               ) -> tuple[list[str], float]:
+    """Translations of ``texts`` and the seconds they took; with ``memo``, a list already
+    translated by this direction is not translated again (its first seconds are returned)."""
+    key = (engine.src_lang, engine.tgt_lang, tuple(texts))
+    if memo is not None and key in memo:
+        return memo[key]
     start = time.perf_counter()
     out, _ = translate_texts(engine, texts, desc=desc)
-    return out, time.perf_counter() - start
+    result = out, time.perf_counter() - start
+    if memo is not None:
+        memo[key] = result
+    return result
 
 
 def evaluate(models_dir: str | os.PathLike, options: DecodingOptions, test_sets: list[str],
@@ -228,12 +272,14 @@ def evaluate(models_dir: str | os.PathLike, options: DecodingOptions, test_sets:
     """Score every en->X direction in ``models_dir`` (and X->en where converted) on the test
     sets available for X. Output: ``"<src>-<tgt>/<test set>"`` -> row (engine, model,
     languages, n, chrf, bleu, both signatures, seconds; en->X rows also ``roundtrip_chrf``
-    and its signature when X->en exists)."""
+    and its signature when X->en exists). Sources already translated for another set (a
+    second reference of the same sample) are not translated again."""
     directions = available_directions(models_dir)
     if not directions:
         raise PipelineError(f"{models_dir}: no converted directions (*/engine.json); run the "
                             f"convert_nmt stage first")
     rows: dict[str, dict[str, Any]] = {}
+    memo: dict[tuple[Any, ...], tuple[list[str], float]] = {}
     for src, tgt in directions:
         if src != "en":
             continue
@@ -242,15 +288,17 @@ def evaluate(models_dir: str | os.PathLike, options: DecodingOptions, test_sets:
             else None
         for full_set in load_test_sets(test_sets, tgt, mirror, download_dir):
             pairs = full_set.sample(max_pairs, seed)
-            hyps, seconds = _translate(forward, pairs.sources, f"en->{tgt} {pairs.name}")
+            hyps, seconds = _translate(forward, pairs.sources, f"en->{tgt} {pairs.name}", memo)
             row = _row(forward, pairs.name, len(hyps), score(hyps, pairs.references, tgt),
                        seconds)
             if backward is not None:
-                round_trip, _ = _translate(backward, hyps, f"{tgt}->en round trip")
+                round_trip, _ = _translate(backward, hyps, f"{tgt}->en round trip", memo)
                 trip = score(round_trip, pairs.sources, "en")
                 row["roundtrip_chrf"] = trip["chrf"]
                 row["roundtrip_chrf_signature"] = trip["chrf_signature"]
-                back, seconds = _translate(backward, pairs.references, f"{tgt}->en {pairs.name}")
+            if backward is not None and pairs.reverse:
+                back, seconds = _translate(backward, pairs.references, f"{tgt}->en {pairs.name}",
+                                           memo)
                 rows[f"{tgt}-en/{pairs.name}"] = _row(
                     backward, pairs.name, len(back), score(back, pairs.sources, "en"), seconds)
             rows[f"en-{tgt}/{pairs.name}"] = row

@@ -1,9 +1,12 @@
 """Stage mt_quality: chrF++ and BLEU of the translation engine on human translations -> metrics/mt.json.
 
 Test sets (``mt_quality.test_sets``): XQuAD-R questions and sentences, Debian FAQ titles,
-Debian Reference paragraphs, each for the languages it has, capped at ``mt_quality.max_pairs``
-pairs sampled with ``mt_quality.seed``. One row per direction and test set, with sacrebleu
-signatures; en->X rows carry the round-trip chrF++ where X->en was converted.
+Debian Reference paragraphs, NTREX-128 news sentences (``ntrex``), each for the languages it
+has, capped at ``mt_quality.max_pairs`` pairs sampled with ``mt_quality.seed``. One row per
+direction and test set, with sacrebleu signatures; en->X rows carry the round-trip chrF++ where
+X->en was converted. NTREX has two Portuguese references, scored on the same sample as two
+en->pt rows: European ``ntrex-por`` (which also gives the pt->en row) and Brazilian
+``ntrex-por-BR`` (en->pt only).
 """
 
 from __future__ import annotations

@@ -78,7 +78,25 @@ def test_test_sets_from_the_mirror(tmp_path) -> None:
     assert pairs["What is this FAQ?"] == "O que é esta FAQ?"
     assert all(s.casefold() != r.casefold() for s, r in pairs.items())
     names = [s.name for s in mq.load_test_sets(list(mq.TEST_SETS), "pt", MIRROR, tmp_path)]
-    assert names == ["debian-faq-titles", "debian-reference-paragraphs"]
+    assert names == ["debian-faq-titles", "debian-reference-paragraphs", "ntrex-por",
+                     "ntrex-por-BR"]
+
+
+@needs_mirror
+def test_ntrex_sets_two_portuguese_references(tmp_path) -> None:
+    por, brazil = mq.ntrex_sets(MIRROR, tmp_path, "pt")
+    assert (por.name, brazil.name) == ("ntrex-por", "ntrex-por-BR")
+    assert len(por.sources) == len(brazil.sources) == 1997 and por.sources == brazil.sources
+    assert por.sources[0] == "Welsh AMs worried about 'looking like muppets'"
+    assert por.references != brazil.references  # two varieties, translated independently
+    assert por.reverse and not brazil.reverse  # pt->en only from the European reference
+    # The same sentences are drawn for both references (one shared sample key).
+    a, b = por.sample(20, seed=13), brazil.sample(20, seed=13)
+    assert a.sources == b.sources and len(a.sources) == 20
+    assert a.references == [por.references[por.sources.index(s)] for s in a.sources]
+    assert [s.name for s in mq.ntrex_sets(MIRROR, tmp_path, "de")] == ["ntrex-deu"]
+    assert mq.ntrex_sets(MIRROR, tmp_path, "en") == []
+    assert mq.ntrex_sets(MIRROR, tmp_path, "ca") == []  # not in our NTREX code map
 
 
 @needs_mirror
@@ -92,7 +110,7 @@ def test_mt_quality_stage_on_bergamot(tmp_path) -> None:
         "translate": {"beam_size": 2, "max_decoding_length": 64, "no_repeat_ngram_size": 4,
                       "repetition_penalty": 1.0, "batch_tokens": 512, "inter_threads": 1,
                       "intra_threads": 1, "threads": 2},
-        "mt_quality": {"test_sets": ["debian-faq", "debian-reference", "xquad-r"],
+        "mt_quality": {"test_sets": ["debian-faq", "debian-reference", "xquad-r", "ntrex"],
                        "max_pairs": 12, "seed": 13}}))
     out = tmp_path / "metrics" / "mt.json"
     done = subprocess.run([sys.executable, str(ROOT / "stages" / "mt_quality.py"), "--params",
@@ -100,10 +118,12 @@ def test_mt_quality_stage_on_bergamot(tmp_path) -> None:
                           capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "HR_LOGLEVEL": "WARNING"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("mt_quality: 4 rows")
+    assert done.stdout.startswith("mt_quality: 7 rows")
     rows = json.loads(out.read_text())
     assert sorted(rows) == ["en-pt/debian-faq-titles", "en-pt/debian-reference-paragraphs",
-                            "pt-en/debian-faq-titles", "pt-en/debian-reference-paragraphs"]
+                            "en-pt/ntrex-por", "en-pt/ntrex-por-BR",
+                            "pt-en/debian-faq-titles", "pt-en/debian-reference-paragraphs",
+                            "pt-en/ntrex-por"]
     for key, row in rows.items():
         assert row["n"] == 12 and row["engine"] == "bergamot", key
         assert 20 < row["chrf"] <= 100 and 0 < row["bleu"] <= 100, (key, row)
@@ -111,3 +131,12 @@ def test_mt_quality_stage_on_bergamot(tmp_path) -> None:
         assert row["seconds"] >= 0
     assert 50 < rows["en-pt/debian-faq-titles"]["roundtrip_chrf"] <= 100
     assert "roundtrip_chrf" not in rows["pt-en/debian-faq-titles"]
+    # NTREX: one en->pt translation scored against the European and the Brazilian reference.
+    por, brazil = rows["en-pt/ntrex-por"], rows["en-pt/ntrex-por-BR"]
+    assert (por["test_set"], brazil["test_set"]) == ("ntrex-por", "ntrex-por-BR")
+    assert por["chrf"] != brazil["chrf"]
+    assert por["roundtrip_chrf"] == brazil["roundtrip_chrf"] and por["seconds"] == brazil["seconds"]
+    assert por["bleu_signature"] == brazil["bleu_signature"] == \
+        rows["en-pt/debian-faq-titles"]["bleu_signature"]
+    assert por["chrf_signature"] == rows["en-pt/debian-faq-titles"]["chrf_signature"]
+    assert "roundtrip_chrf" not in rows["pt-en/ntrex-por"]

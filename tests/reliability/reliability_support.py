@@ -167,6 +167,8 @@ TINY_OVERRIDES: dict[str, Any] = {
                   "cache_chunk": 2000, "max_bad_share": 0.2},
     "mt_quality": {"test_sets": ["debian-faq"], "max_pairs": 5, "seed": 13},
     "shards": {"rows_per_shard": 50, "row_group_size": 16, "include_title": False},
+    "parallel": {"languages": ["en", "de", "pt"], "holdout_languages": [], "max_sentences": 20,
+                 "seed": 13},
     "train": {"steps": 3, "batch_size": 4, "max_length": 32, "learning_rate": 1.0e-3,
               "warmup_steps": 1, "temperature": 0.05, "precision": "fp32", "device": "cpu",
               "torch_threads": 1, "checkpoint_every": 0, "keep_checkpoints": 1},
