@@ -5,6 +5,7 @@ A run's shards say, in ``manifest.json`` ``pair_counts`` (``"<source>:<query_lan
 gets the strongest of four labels (:data:`GROUPS`, most supervision first):
 
 * ``qa``: a QA pair (SQuAD, machine-translated) has a side in it;
+* ``parallel``: a human-translated NTREX sentence pair has a side in it (issue 15);
 * ``domain-aligned``: an aligned cross-lingual Debian pair has a side in it;
 * ``domain-mono``: only monolingual Debian pairs are in it;
 * ``none``: no training pair of any kind (zero-shot).
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-GROUPS = ("qa", "domain-aligned", "domain-mono", "none")
+GROUPS = ("qa", "parallel", "domain-aligned", "domain-mono", "none")
 #: shard source -> the group its cross-lingual / monolingual pairs give a language.
 SOURCE_GROUPS: dict[str, tuple[str, str]] = {"qa": ("qa", "qa"),
-                                              "domain": ("domain-aligned", "domain-mono")}
+                                              "domain": ("domain-aligned", "domain-mono"),
+                                              "parallel": ("parallel", "parallel")}
 
 
 def _rank(group: str) -> float:

@@ -43,6 +43,9 @@ TRAINING_SOURCES: dict[str, TrainingSource] = {
                              "Administrator's Handbook 11.20220922): heading and inverse-cloze "
                              "pairs, monolingual and aligned cross-lingual",
                              "GPL-2+ (Handbook: GPL-2+ or CC-BY-SA-3.0)"),
+    "parallel": TrainingSource("NTREX-128: WMT19 news sentences translated by people, one "
+                               "sentence -> the same sentence in another language",
+                               "CC BY-SA 4.0"),
 }
 
 

@@ -46,7 +46,7 @@ GroupKey = tuple[str, str, str]
 LANGUAGE_SAMPLING = ("uniform", "proportional")
 #: Training sources besides the QA pairs -> the top-level param giving P(batch from it); the QA
 #: pairs take the rest. A new source (its own shard folder) is one more entry.
-SOURCE_RATIO_PARAMS = {"domain": "domain_ratio"}
+SOURCE_RATIO_PARAMS = {"domain": "domain_ratio", "parallel": "parallel_ratio"}
 
 
 def check_probability(value: object, name: str) -> float:
@@ -139,6 +139,18 @@ class BatchMixture:
         train = params.get("train", {}) or {}
         return cls(params.get("mix_ratio", 0.0), ratios if len(sources) > 1 else None,
                    train.get("language_sampling", "uniform"))
+
+
+def drawn_shard_dirs(sources_by_dir: Mapping[str, Sequence[str]],
+                     source_ratios: Mapping[str, float] | None) -> list[str]:
+    """The shard folders (``folder -> its sources``, in order) that hold a source the mixture
+    draws batches from (ratio > 0; every folder when there is one source). A source at 0 is
+    never sampled, so its rows are not loaded: the run is then the run without that folder
+    (same rows, batches, fingerprint), e.g. the default run with ``parallel_ratio: 0``."""
+    if source_ratios is None:
+        return list(sources_by_dir)
+    return [d for d, sources in sources_by_dir.items()
+            if any(source_ratios.get(source, 0) > 0 for source in sources)]
 
 
 class GroupChooser:

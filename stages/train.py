@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import read_json, write_json
 from hybrid_retrieval.language_groups import trained_supervision
-from hybrid_retrieval.sampler import BatchMixture
+from hybrid_retrieval.sampler import BatchMixture, drawn_shard_dirs
 from hybrid_retrieval.shards import MANIFEST, shard_sources
 from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.training import TrainConfig, train
@@ -57,13 +57,17 @@ def main() -> None:
     for shard_dir in shard_dirs:
         if not Path(shard_dir).is_dir():
             raise PipelineError(f"{shard_dir}: shard folder not found (stage build_shards)")
-    sources = sorted({source for shard_dir in shard_dirs for source in shard_sources(shard_dir)})
+    sources_by_dir = {shard_dir: shard_sources(shard_dir) for shard_dir in shard_dirs}
+    sources = sorted({source for found in sources_by_dir.values() for source in found})
     # P(mono), P(each source), language sampling: one validated mixture (top-level ratios).
     mixture = BatchMixture.from_params(params, args.params, sources)
+    shard_dirs = drawn_shard_dirs(sources_by_dir, mixture.source_ratios)
+    drawn = None if mixture.source_ratios is None else \
+        {source: p for source, p in mixture.source_ratios.items() if p > 0}
     forbidden = read_forbidden_texts(args.forbidden)
     result = train(config, shard_dirs, args.base_encoder, args.out,
                    checkpoint_dir=args.checkpoints, live_dir=args.live, forbidden_texts=forbidden,
-                   source_ratios=mixture.source_ratios)
+                   source_ratios=drawn if drawn is None or len(drawn) > 1 else None)
     s, t = result.summary, result.timing
     if args.languages_out and os.environ.get("RANK", "0") == "0":
         supervision = trained_supervision([read_json(Path(d) / MANIFEST) for d in shard_dirs],

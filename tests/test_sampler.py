@@ -274,3 +274,36 @@ def test_mixture_from_params_names_sources_and_keys():
         BatchMixture(0.5, {"qa": 0.5, "domain": 0.2})
     with pytest.raises(PipelineError, match="language_sampling"):
         BatchMixture(0.5, None, "by-size")
+
+
+def test_three_sources_share_the_batches_and_a_sentence_is_never_twice_in_one() -> None:
+    """The NTREX source: pair_id = sentence id in every language pair, so a batch never holds two
+    pairs of one sentence (each in-batch negative a true negative), over many batches."""
+    table = pa.concat_tables([shard_table(n_pairs=40, langs=("en", "pt")),
+                              shard_table(n_pairs=40, langs=("en", "pt"), source="domain"),
+                              shard_table(n_pairs=30, langs=("en", "de", "el", "vi"),
+                                          source="parallel")])
+    mixture = BatchMixture.from_params({"mix_ratio": 0.5, "domain_ratio": 0.2,
+                                        "parallel_ratio": 0.3}, "p.yaml",
+                                       ["domain", "parallel", "qa"])
+    sampler = HybridBatchSampler.from_table(table, batch_size=8, mixture=mixture, seed=3,
+                                            batches_per_epoch=4000)
+    plans = sampler.epoch_plans(0)
+    share = {s: np.mean([p.source == s for p in plans]) for s in ("qa", "domain", "parallel")}
+    assert share == pytest.approx({"qa": 0.5, "domain": 0.2, "parallel": 0.3}, abs=0.025)
+    pair_ids = table["pair_id"].to_pylist()
+    for plan in plans:
+        ids = [pair_ids[i] for i in plan.indices]
+        assert len(set(ids)) == len(ids)
+
+
+def test_a_source_at_ratio_zero_is_not_loaded() -> None:
+    from hybrid_retrieval.sampler import drawn_shard_dirs
+
+    folders = {"data/shards/parallel": ["qa"], "data/shards/domain": ["domain"],
+               "data/shards/ntrex": ["parallel"]}
+    default = {"domain": 0.2, "parallel": 0.0, "qa": 0.8}
+    assert drawn_shard_dirs(folders, default) == ["data/shards/parallel", "data/shards/domain"]
+    assert drawn_shard_dirs(folders, {"domain": 0.0, "parallel": 0.2, "qa": 0.8}) == \
+        ["data/shards/parallel", "data/shards/ntrex"]
+    assert drawn_shard_dirs({"a": ["qa"]}, None) == ["a"]

@@ -242,6 +242,43 @@ def test_curves_are_live_while_training_and_removed_when_it_fails(tiny_encoder_d
     assert seen == [0, 1, 2, 3, 4] and not live.exists()
 
 
+def test_stage_draws_parallel_batches_only_when_parallel_ratio_is_set(tiny_encoder_dir, shard_dir,
+                                                                      tmp_path):
+    """A third source (NTREX ``parallel``) is one more shard folder: at parallel_ratio 0 it is not
+    loaded (the run equals the run without it), above 0 it is drawn and labels its languages."""
+    parallel = tmp_path / "ntrex"
+    rows = shard_rows(n_pairs=24, langs=("en", "el", "vi")).to_pylist()
+    write_shards(pa.Table.from_pylist([{**r, "source": "parallel", "pair_id": f"ntrex:{r['pair_id']}"}
+                                       for r in rows if r["query_lang"] != r["passage_lang"]],
+                                      schema=SHARD), parallel, rows_per_shard=1000)
+
+    def run(ratio: float, name: str) -> dict:
+        params_file = tmp_path / f"{name}.yaml"
+        params_file.write_text(yaml.safe_dump({**params(steps=4), "parallel_ratio": ratio}))
+        done = subprocess.run(
+            [sys.executable, str(REPO / "stages/train.py"), "--params", str(params_file),
+             "--shards", str(shard_dir), "--shards", str(parallel),
+             "--base-encoder", str(tiny_encoder_dir), "--out", str(tmp_path / name),
+             "--checkpoints", str(tmp_path / f"ck-{name}"),
+             "--languages-out", str(tmp_path / f"{name}-languages.json")],
+            capture_output=True, text=True, cwd=tmp_path, check=False)
+        assert done.returncode == 0, done.stderr
+        return json.loads((tmp_path / f"{name}-languages.json").read_text())
+
+    off, on = run(0.0, "off"), run(0.5, "on")
+    assert off["source_ratios"] == {"qa": 1.0} and set(off["supervision"]) == {"en", "pt"}
+    assert on["source_ratios"] == {"parallel": 0.5, "qa": 0.5}
+    assert on["supervision"]["el"] == ["parallel"] and on["supervision"]["en"][0] == "qa"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(params(steps=4)))
+    subprocess.run([sys.executable, str(REPO / "stages/train.py"), "--params", str(plain),
+                    "--shards", str(shard_dir), "--base-encoder", str(tiny_encoder_dir),
+                    "--out", str(tmp_path / "plain"), "--checkpoints", str(tmp_path / "ck-p")],
+                   capture_output=True, text=True, cwd=tmp_path, check=True)
+    a, b = weights(tmp_path / "off"), weights(tmp_path / "plain")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # ratio 0 = the run without the folder
+
+
 # --- resume after a kill -----------------------------------------------------------------------
 
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(tiny_encoder_dir, shard_dir,
