@@ -201,88 +201,104 @@ def read_lareqa_file(path: str | os.PathLike, lang: str) -> LareqaLanguage:
     _expect(document, dict, path, "(top level)", "a SQuAD-format object with 'data'")
     articles = _expect(_field(document, "data", path, "(top level)"), list, path, "data",
                        "a list of articles")
-    stats = LareqaStats()
-    questions: list[dict[str, Any]] = []
-    candidates: list[dict[str, Any]] = []
-    cids_by_context: dict[str, list[str]] = {}
-    breaks_by_context: dict[str, list[tuple[int, int]]] = {}
-    seen_questions: dict[str, tuple[str, int | None, str]] = {}
+    reader = _LareqaFileReader(path, lang)
     for a, article in enumerate(articles):
         where_article = f"data[{a}]"
         _expect(article, dict, path, where_article, "an article object")
         paragraphs = _expect(_field(article, "paragraphs", path, where_article), list, path,
                              f"{where_article}.paragraphs", "a list of paragraphs")
         for p, paragraph in enumerate(paragraphs):
-            where = f"{where_article}.paragraphs[{p}]"
-            _expect(paragraph, dict, path, where, "a paragraph object")
-            context = _expect(_field(paragraph, "context", path, where), str, path,
-                              f"{where}.context", "a string")
-            sentences, breaks = _breaks(paragraph, path, where)
-            if context in cids_by_context:
-                stats.duplicate_paragraphs += 1
-                if breaks != breaks_by_context[context]:
-                    raise PipelineError(f"{path}: field '{where}.sentence_breaks' differs from an "
-                                        f"earlier copy of the same paragraph, expected the same")
-            else:
-                number = stats.paragraphs
-                stats.paragraphs += 1
-                cids = [f"{lang}:p{number:04d}:s{i:02d}" for i in range(len(sentences))]
-                for cid, sentence, (start, end) in zip(cids, sentences, breaks):
-                    if context[start:end] != sentence:
-                        stats.break_mismatches += 1
-                    candidates.append({"cid": cid, "lang": lang, "text": sentence,
-                                       "context": context})
-                cids_by_context[context] = cids
-                breaks_by_context[context] = breaks
-            cids = cids_by_context[context]
-            qas = _expect(_field(paragraph, "qas", path, where), list, path, f"{where}.qas",
-                          "a list of questions")
-            for q, qa in enumerate(qas):
-                where_q = f"{where}.qas[{q}]"
-                _expect(qa, dict, path, where_q, "a question object")
-                qid = _expect(_field(qa, "id", path, where_q), str, path, f"{where_q}.id",
-                              "a string")
-                text = _expect(_field(qa, "question", path, where_q), str, path,
-                               f"{where_q}.question", "a string")
-                answers = _expect(_field(qa, "answers", path, where_q), list, path,
-                                  f"{where_q}.answers", "a list of answers")
-                if not answers or not isinstance(answers[0], dict):
-                    raise PipelineError(f"{path}: field '{where_q}.answers' is {answers!r}, "
-                                        f"expected at least one answer object")
-                start = _expect(_field(answers[0], "answer_start", path, f"{where_q}.answers[0]"),
-                                int, path, f"{where_q}.answers[0].answer_start",
-                                f"an integer in [0, {len(context)})")
-                if not 0 <= start < len(context):
-                    raise PipelineError(
-                        f"{path}: field '{where_q}.answers[0].answer_start' is {start}, "
-                        f"expected an integer in [0, {len(context)})")
-                gold = gold_sentence_index(breaks, start)
-                key = (text, gold, context)
-                if qid in seen_questions:
-                    if seen_questions[qid] == key:  # a repeated paragraph's repeated question
-                        stats.duplicate_questions += 1
-                        continue
-                    raise PipelineError(f"{path}: field '{where_q}.id' is {qid!r}, expected ids "
-                                        f"unique within the file (seen before with other text)")
-                seen_questions[qid] = key
-                if gold is None:
-                    stats.gold_not_found += 1
-                    continue
-                if start < breaks[gold][0]:
-                    stats.gold_in_gap += 1
-                answer_text = answers[0].get("text", "")
-                if isinstance(answer_text, str) and start + len(answer_text) > breaks[gold][1]:
-                    stats.answer_crosses_sentence += 1
-                questions.append({"qid": f"{lang}:{qid}", "group_id": qid, "lang": lang,
-                                  "text": text, "gold_cids": [cids[gold]]})
-    stats.questions = len(questions)
-    stats.candidates = len(candidates)
+            reader.paragraph(paragraph, f"{where_article}.paragraphs[{p}]")
+    stats = reader.stats
+    stats.questions = len(reader.questions)
+    stats.candidates = len(reader.candidates)
     if stats.candidates and stats.break_mismatches > MAX_BREAK_MISMATCH_SHARE * stats.candidates:
         raise PipelineError(
             f"{path}: field 'sentence_breaks' disagrees with 'sentences' for "
             f"{stats.break_mismatches} of {stats.candidates} sentences, expected "
             f"context[start:end] == sentence for all but {MAX_BREAK_MISMATCH_SHARE:.0%}")
-    return LareqaLanguage(lang, questions, candidates, stats)
+    return LareqaLanguage(lang, reader.questions, reader.candidates, stats)
+
+
+class _LareqaFileReader:
+    """The rows and counts of one LAReQA file, built paragraph by paragraph."""
+
+    def __init__(self, path: Path, lang: str) -> None:
+        self.path, self.lang = path, lang
+        self.stats = LareqaStats()
+        self.questions: list[dict[str, Any]] = []
+        self.candidates: list[dict[str, Any]] = []
+        self.cids_by_context: dict[str, list[str]] = {}
+        self.breaks_by_context: dict[str, list[tuple[int, int]]] = {}
+        self.seen_questions: dict[str, tuple[str, int | None, str]] = {}
+
+    def paragraph(self, paragraph: Any, where: str) -> None:
+        """A paragraph's candidates (unless its context was seen) and its questions."""
+        path, stats = self.path, self.stats
+        _expect(paragraph, dict, path, where, "a paragraph object")
+        context = _expect(_field(paragraph, "context", path, where), str, path,
+                          f"{where}.context", "a string")
+        sentences, breaks = _breaks(paragraph, path, where)
+        if context in self.cids_by_context:
+            stats.duplicate_paragraphs += 1
+            if breaks != self.breaks_by_context[context]:
+                raise PipelineError(f"{path}: field '{where}.sentence_breaks' differs from an "
+                                    f"earlier copy of the same paragraph, expected the same")
+        else:
+            number = stats.paragraphs
+            stats.paragraphs += 1
+            cids = [f"{self.lang}:p{number:04d}:s{i:02d}" for i in range(len(sentences))]
+            for cid, sentence, (start, end) in zip(cids, sentences, breaks):
+                if context[start:end] != sentence:
+                    stats.break_mismatches += 1
+                self.candidates.append({"cid": cid, "lang": self.lang, "text": sentence,
+                                        "context": context})
+            self.cids_by_context[context] = cids
+            self.breaks_by_context[context] = breaks
+        qas = _expect(_field(paragraph, "qas", path, where), list, path, f"{where}.qas",
+                      "a list of questions")
+        for q, qa in enumerate(qas):
+            self.question(qa, f"{where}.qas[{q}]", context, breaks)
+
+    def question(self, qa: Any, where_q: str, context: str,
+                 breaks: list[tuple[int, int]]) -> None:
+        """One question row with its gold sentence, or a counted reason it has none."""
+        path, stats = self.path, self.stats
+        _expect(qa, dict, path, where_q, "a question object")
+        qid = _expect(_field(qa, "id", path, where_q), str, path, f"{where_q}.id", "a string")
+        text = _expect(_field(qa, "question", path, where_q), str, path,
+                       f"{where_q}.question", "a string")
+        answers = _expect(_field(qa, "answers", path, where_q), list, path,
+                          f"{where_q}.answers", "a list of answers")
+        if not answers or not isinstance(answers[0], dict):
+            raise PipelineError(f"{path}: field '{where_q}.answers' is {answers!r}, "
+                                f"expected at least one answer object")
+        start = _expect(_field(answers[0], "answer_start", path, f"{where_q}.answers[0]"),
+                        int, path, f"{where_q}.answers[0].answer_start",
+                        f"an integer in [0, {len(context)})")
+        if not 0 <= start < len(context):
+            raise PipelineError(
+                f"{path}: field '{where_q}.answers[0].answer_start' is {start}, "
+                f"expected an integer in [0, {len(context)})")
+        gold = gold_sentence_index(breaks, start)
+        key = (text, gold, context)
+        if qid in self.seen_questions:
+            if self.seen_questions[qid] == key:  # a repeated paragraph's repeated question
+                stats.duplicate_questions += 1
+                return
+            raise PipelineError(f"{path}: field '{where_q}.id' is {qid!r}, expected ids "
+                                f"unique within the file (seen before with other text)")
+        self.seen_questions[qid] = key
+        if gold is None:
+            stats.gold_not_found += 1
+            return
+        if start < breaks[gold][0]:
+            stats.gold_in_gap += 1
+        answer_text = answers[0].get("text", "")
+        if isinstance(answer_text, str) and start + len(answer_text) > breaks[gold][1]:
+            stats.answer_crosses_sentence += 1
+        self.questions.append({"qid": f"{self.lang}:{qid}", "group_id": qid, "lang": self.lang,
+                               "text": text, "gold_cids": [self.cids_by_context[context][gold]]})
 
 
 def check_languages(dataset: str, langs: list[str], param: str) -> None:
