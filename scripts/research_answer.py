@@ -66,8 +66,9 @@ def markdown(records: dict[str, dict[str, dict[str, float]]], labels: dict[str, 
              rows: dict[str, list[str]], groups: dict[str, str], seeds: dict[str, int]) -> str:
     """The README table: rows x arms, ``estimate [low, high]`` (+- seed sd where > 1 seed)."""
     arms = [a for a in labels if a in records]
-    header = "| | " + " | ".join(f"{labels[a]} ({seeds[a]} seed{'s' * (seeds[a] != 1)})"
-                                  for a in arms) + " |"
+    header = "| | " + " | ".join(
+        f"{labels[a]} (" + ("untrained" if seeds[a] == 0 else
+                            f"{seeds[a]} seed{'s' * (seeds[a] != 1)}") + ")" for a in arms) + " |"
     lines = [header, "|---|" + "---|" * len(arms)]
     for row, members in rows.items():
         name = f"{row} ({groups[row]})" if row in groups else f"{row}: {' '.join(members)}"
@@ -77,7 +78,7 @@ def markdown(records: dict[str, dict[str, dict[str, float]]], labels: dict[str, 
             if score is None:
                 cells.append("")
                 continue
-            sd = f" ± {score['seed_sd']:.3f}" if score["seeds"] > 1 else ""
+            sd = f" ± {score['seed_sd']:.3f}" if score["seeds"] > 1 else ""  # sd over seeds
             cells.append(f"{score['estimate']:.3f} [{score['low']:.3f}, {score['high']:.3f}]{sd}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -123,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                                settings).items()}
                for name, per_seed in tables.items()}
     labels = {name: spec["label"] for name, spec in config["arms"].items()}
-    seeds = {name: len(per_seed) for name, per_seed in tables.items()}
+    seeds = {name: 0 if "files" in config["arms"][name] else len(per_seed)  # 0 = untrained
+             for name, per_seed in tables.items()}
     write_json({"dataset": dataset, "metric": "multi ap_at_20 (XTREME-R score)",
                 "resamples": settings.resamples, "groups": groups,
                 "rows": [{"name": name, "languages": members} for name, members in rows.items()],

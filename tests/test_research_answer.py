@@ -58,10 +58,11 @@ def test_table_json_and_figure_from_committed_files(tmp_path: Path, monkeypatch)
                                     "low-resource, domain-aligned", "low-resource, domain-mono",
                                     "low-resource, none", "all, qa", "all, domain-aligned",
                                     "all, domain-mono", "all, none"]  # el: not in the data
-    assert answer["seeds"] == {"base": 1, "d": 2}
+    assert answer["seeds"] == {"base": 0, "d": 2}  # 0: untrained
     d = answer["arms"]["d"]["low-resource (all)"]
     assert d["seeds"] == 2 and d["low"] <= d["estimate"] <= d["high"] and d["seed_sd"] >= 0
     assert abs(answer["arms"]["base"]["hi"]["estimate"] - 0.3) < 0.06
     text = readme.read_text()
     assert "old" not in text and "| ar (domain-aligned) |" in text and "default (2 seeds)" in text
+    assert "base e5 (untrained)" in text
     assert (tmp_path / "answer.png").stat().st_size > 1000
