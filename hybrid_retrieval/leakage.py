@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .errors import PipelineError
 from .io import read_parquet
@@ -168,3 +169,18 @@ class FaqLeakageGuard:
             shown = [(reasons[i], table.column("query")[i].as_py()[:80]) for i in bad[:examples]]
             raise PipelineError(f"{what}: {len(bad)} rows contain Debian domain test-set text "
                                 f"({dict(sorted(counts.items()))}; e.g. {shown}); expected none")
+
+
+def read_forbidden_texts(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The ``text`` column of each Parquet file (evaluation questions and candidates), the
+    texts a training stage must not contain; a missing or malformed file names itself."""
+    texts: list[str] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise PipelineError(f"{path}: forbidden-texts file not found")
+        try:
+            texts += pq.read_table(path, columns=["text"]).column("text").to_pylist()
+        except (KeyError, ValueError, OSError) as exc:
+            raise PipelineError(f"{path}: expected a Parquet file with a 'text' column ({exc})") \
+                from None
+    return texts

@@ -13,13 +13,9 @@ and passage is one of the sentences read).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from hybrid_retrieval.config import read_section
-from hybrid_retrieval.errors import PipelineError
-from hybrid_retrieval.leakage import assert_no_leakage
+from hybrid_retrieval.leakage import assert_no_leakage, read_forbidden_texts
 from hybrid_retrieval.ntrex import parallel_pairs, read_ntrex, read_parallel_config, \
     select_documents
 from hybrid_retrieval.shards import ShardsConfig, write_shards
@@ -27,18 +23,6 @@ from hybrid_retrieval.sources import DataConfig
 from hybrid_retrieval.stage import load_params, run_stage
 
 
-def read_forbidden_texts(paths: list[str]) -> list[str]:
-    """The ``text`` column of each Parquet file (evaluation questions and candidates)."""
-    texts: list[str] = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise PipelineError(f"{path}: forbidden-texts file not found")
-        try:
-            texts += pq.read_table(path, columns=["text"]).column("text").to_pylist()
-        except (KeyError, ValueError, OSError) as exc:
-            raise PipelineError(f"{path}: expected a Parquet file with a 'text' column ({exc})") \
-                from None
-    return texts
 
 
 def main() -> None:

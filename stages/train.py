@@ -10,29 +10,16 @@ import argparse
 import os
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.io import read_json, write_json
 from hybrid_retrieval.language_groups import trained_supervision
+from hybrid_retrieval.leakage import read_forbidden_texts
 from hybrid_retrieval.sampler import BatchMixture, drawn_shard_dirs
 from hybrid_retrieval.shards import MANIFEST, shard_sources
 from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.training import TrainConfig, train
 
 
-def read_forbidden_texts(paths: list[str]) -> list[str]:
-    """The ``text`` column of each Parquet file (e.g. evaluation questions and candidates)."""
-    texts: list[str] = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise PipelineError(f"{path}: forbidden-texts file not found")
-        try:
-            texts += pq.read_table(path, columns=["text"]).column("text").to_pylist()
-        except (KeyError, ValueError, OSError) as exc:
-            raise PipelineError(f"{path}: expected a Parquet file with a 'text' column ({exc})") \
-                from None
-    return texts
 
 
 def main() -> None:
