@@ -108,6 +108,12 @@ def restrict_languages(per_query: pa.Table, languages: Collection[str]) -> pa.Ta
     return per_query.filter(pc.and_(in_query, in_pool))
 
 
+def languages_by_dataset(per_query: pa.Table) -> dict[str, list[str]]:
+    """The query languages each dataset of a ``PER_QUERY`` table has."""
+    grouped = per_query.group_by("dataset").aggregate([("lang", "distinct")]).to_pylist()
+    return {row["dataset"]: sorted(row["lang_distinct"]) for row in grouped}
+
+
 def compare_per_query(a: pa.Table, b: pa.Table, settings: BootstrapSettings, *,
                       names: tuple[str, str] = ("a", "b"),
                       datasets: Sequence[str] | None = None,

@@ -29,16 +29,10 @@ import pyarrow as pa
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import write_json
 from hybrid_retrieval.paired_comparison import (compare_per_query, format_comparison,
-                                                restrict_languages)
+                                                languages_by_dataset, restrict_languages)
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import average_per_query
 from hybrid_retrieval.stage import run_stage
-
-
-def languages_by_dataset(per_query: pa.Table) -> dict[str, list[str]]:
-    """The query languages each dataset of a ``PER_QUERY`` table has."""
-    grouped = per_query.group_by("dataset").aggregate([("lang", "distinct")]).to_pylist()
-    return {row["dataset"]: sorted(row["lang_distinct"]) for row in grouped}
 
 
 def read_arm(spec: str, path: str, repo: str) -> pa.Table:

@@ -23,10 +23,12 @@ from typing import Any, Sequence
 
 import pyarrow.compute as pc
 
+from hybrid_retrieval.arms import (ALL_LANGUAGES, arm_files, arm_groups, language_sets,
+                                   load_config, set_slug)
 from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.evaluation import DATASET_TITLES
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import read_json, write_json
-from hybrid_retrieval.language_groups import group_members, groups_from_supervision
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import arm_scores
 from hybrid_retrieval.stage import load_params, run_stage
@@ -34,31 +36,13 @@ from hybrid_retrieval.stage import load_params, run_stage
 BEGIN, END = "<!-- research:begin -->", "<!-- research:end -->"
 
 
-def arm_files(name: str, spec: dict[str, Any], seeds: Sequence[int], root: Path) -> list[str]:
-    """The per-query files of one arm that exist (trained arms: one per finished seed)."""
-    if "files" in spec:
-        return [f for f in spec["files"] if Path(f).is_file()]
-    return [str(p) for seed in seeds
-            if (p := root / name / f"s{seed}_per_query.parquet").is_file()]
-
-
 def language_rows(config: dict[str, Any], root: Path, low_resource: Sequence[str],
                   dataset_languages: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Rows of the table (each low-resource language, then each group of the dataset's
-    languages) and the group label of every language, from the ``groups_from`` arm."""
-    arm = config["groups_from"]
-    labels = sorted((root / arm).glob("s*_train_languages.json"))
-    if not labels:
-        raise PipelineError(f"{root / arm}/s*_train_languages.json: none found; run the arm "
-                            f"'{arm}' and 'python scripts/run_arms.py collect' first")
-    groups = groups_from_supervision(dataset_languages, read_json(labels[0])["supervision"])
+    """Rows of the table (each low-resource language, then the language sets of
+    :func:`hybrid_retrieval.arms.language_sets`) and the group label of every language."""
+    groups = arm_groups(config, root, dataset_languages)
     rows = {lang: [lang] for lang in low_resource if lang in dataset_languages}
-    low = [lang for lang in low_resource if lang in dataset_languages]
-    rows["low-resource (all)"] = low
-    for label, members in group_members({k: v for k, v in groups.items() if k in low}).items():
-        rows[f"low-resource, {label}"] = members
-    for label, members in group_members(groups).items():
-        rows[f"all, {label}"] = members
+    rows.update(language_sets(low_resource, groups))
     return rows, groups
 
 
@@ -84,6 +68,54 @@ def markdown(records: dict[str, dict[str, dict[str, float]]], labels: dict[str, 
     return "\n".join(lines) + "\n"
 
 
+#: Language sets of the comparisons table (files exist for every set; these are shown).
+COMPARISON_SETS = ("low-resource (all)", "low-resource, domain-aligned",
+                   "low-resource, domain-mono",
+                   "low-resource, none", ALL_LANGUAGES, "all, domain-aligned", "all, none")
+
+
+def _agreeing(row: dict[str, Any]) -> str:
+    """``k/n``: of the n seeds both arms ran, k have their own difference of the estimate's sign."""
+    seeds = [d for d in row.get("seed_differences") or [] if d is not None]
+    if len(seeds) < 2:
+        return ""
+    sign = (row["difference"] > 0) - (row["difference"] < 0)
+    return f" {sum(((d > 0) - (d < 0)) == sign for d in seeds)}/{len(seeds)}"
+
+
+def comparison_markdown(config: dict[str, Any], root: Path) -> str:
+    """Paired differences B - A of the XTREME-R score (multi mAP@20) per dataset, one row per
+    comparison of the arms file and language set, from ``run_arms.py compare``'s files."""
+    datasets = list(DATASET_TITLES)
+    found = []
+    for comparison in config.get("comparisons") or []:
+        for set_name in COMPARISON_SETS:
+            path = root / "comparisons" / (f"{comparison['b']}-vs-{comparison['a']}-"
+                                          f"{set_slug(set_name)}.json")
+            if path.is_file():
+                found.append((comparison, set_name, read_json(path)))
+    if not found:
+        return ""
+    present = [d for d in datasets if any(r["dataset"] == d for *_, rec in found
+                                          for r in rec["rows"])]
+    header = ["B - A", "languages"] + [DATASET_TITLES[d] for d in present]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for comparison, set_name, record in found:
+        cells = [comparison.get("label") or f"{comparison['b']} - {comparison['a']}",
+                 set_name if set_name in (ALL_LANGUAGES, "low-resource (all)") else
+                 f"{set_name}: {' '.join(record['languages'])}"]
+        for dataset in present:
+            row = next((r for r in record["rows"] if r["dataset"] == dataset
+                        and r["setting"] == "multi" and r["metric"] == "map@20"), None)
+            cells.append("" if row is None else
+                         f"{'**' if row['low'] > 0 or row['high'] < 0 else ''}"
+                         f"{row['difference']:+.3f}"
+                         f"{'**' if row['low'] > 0 or row['high'] < 0 else ''} "
+                         f"[{row['low']:+.3f}, {row['high']:+.3f}]{_agreeing(row)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def update_readme(readme: Path, block: str) -> None:
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
@@ -105,14 +137,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args(argv)
 
-    from run_arms import load_config  # noqa: PLC0415 - the sibling script's one reader
-
     config, root = load_config(args.config), Path(args.arms_dir)
     params = load_params(args.params)
     settings = BootstrapSettings(args.resamples, 13, 0.95)
-    tables = {name: [read_per_query(f, repo=".") for f in files]
-              for name, spec in config["arms"].items()
-              if (files := arm_files(name, spec, config["seeds"], root))}
+    tables = {name: [read_per_query(f, repo=".") for f in files.values()]
+              for name in config["arms"] if (files := arm_files(name, config, root))}
     if not tables:
         raise PipelineError("no arm has per-query files yet")
     some = next(iter(tables.values()))[0]
@@ -133,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     from hybrid_retrieval.plots import research_figure, save  # noqa: PLC0415 - matplotlib
     save(research_figure(records, labels, rows), Path(args.figure))
     table = markdown(records, labels, rows, groups, seeds)
+    differences = comparison_markdown(config, root)
+    if differences:
+        table += ("\nPaired differences B - A of the XTREME-R score (multi mAP@20) per dataset, "
+                  "seed-averaged arms (`python scripts/run_arms.py compare`, "
+                  "`metrics/arms/comparisons/`); bold: the 95% CI excludes 0; k/n: seeds whose "
+                  "own difference has the same sign:\n\n" + differences)
     print(table, end="")
     if args.update:
         update_readme(Path(args.update), table)

@@ -6,12 +6,17 @@ The arms and seeds are ``experiments/research_question.yaml``. Experiments are n
     python scripts/run_arms.py queue            # dvc exp run --queue, one per trained arm x seed
     dvc queue start -j 1                         # one at a time (2-core machine)
     python scripts/run_arms.py collect          # finished runs -> metrics/arms/<arm>/
+    python scripts/run_arms.py compare          # comparisons -> metrics/arms/comparisons/
 
 ``collect`` copies each finished experiment's ``metrics/eval_per_query.parquet`` and
 ``metrics/train_languages.json`` to ``metrics/arms/<arm>/s<seed>_per_query.parquet`` and
 ``s<seed>_train_languages.json`` (small, in git: the README table re-renders on a fresh clone).
 A run whose params equal the workspace's (the default arm, seed 13) is also taken from the
 workspace when no experiment of that name exists. ``--dry-run`` prints the commands only.
+
+``compare`` writes one JSON per comparison of the arms file and language set
+(:func:`hybrid_retrieval.arms.compare_arms`): ``metrics/arms/comparisons/<b>-vs-<a>-<set>.json``,
+the paired bootstrap of the seed-averaged arms plus each seed's own difference.
 """
 
 from __future__ import annotations
@@ -25,33 +30,16 @@ from typing import Any, Sequence
 
 import yaml
 
+from hybrid_retrieval.arms import compare_arms, experiment_name, load_config, trained_arms
 from hybrid_retrieval.errors import PipelineError
-from hybrid_retrieval.io import atomic_path
+from hybrid_retrieval.headline import BootstrapSettings
+from hybrid_retrieval.io import atomic_path, write_json
 from hybrid_retrieval.revision_outputs import read_output
-from hybrid_retrieval.stage import run_stage
+from hybrid_retrieval.stage import load_params, run_stage
 
 CONFIG = "experiments/research_question.yaml"
 OUTPUTS = {"per_query": "metrics/eval_per_query.parquet",
            "train_languages": "metrics/train_languages.json"}
-
-
-def load_config(path: str = CONFIG) -> dict[str, Any]:
-    """The arms file; every trained arm (one with ``params``) needs ``seeds``."""
-    try:
-        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: arms file not found") from None
-    if not isinstance(config, dict) or not isinstance(config.get("arms"), dict):
-        raise PipelineError(f"{path}: expected a mapping with 'arms'")
-    return config
-
-
-def trained_arms(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: arm for name, arm in config["arms"].items() if "params" in arm}
-
-
-def experiment_name(arm: str, seed: int) -> str:
-    return f"rq-{arm}-s{seed}"
 
 
 def _yaml_value(value: Any) -> str:
@@ -97,12 +85,33 @@ def collect(config: dict[str, Any], out_root: Path, repo: str = ".") -> list[str
     return found
 
 
+def compare(config: dict[str, Any], root: Path, low_resource: list[str],
+            settings: BootstrapSettings) -> list[Path]:
+    """Write every comparison of ``config`` to ``root/comparisons/``; the files written."""
+    written = []
+    for name, record in compare_arms(config, low_resource, root, settings).items():
+        path = root / "comparisons" / f"{name}.json"
+        write_json(record, path)
+        written.append(path)
+        multi = next((r for r in record["rows"] if r["dataset"] == config["dataset"]
+                      and r["metric"] == "map@20"), None)
+        if multi:
+            print(f"{name}: {config['dataset']} map@20 {multi['difference']:+.4f} "
+                  f"[{multi['low']:+.4f}, {multi['high']:+.4f}], seeds "
+                  f"{multi['seed_differences']}")
+    print(f"run_arms compare: {len(written)} files -> {root / 'comparisons'}", file=sys.stderr)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("queue", "collect"))
+    parser.add_argument("action", choices=("queue", "collect", "compare"))
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--out", default="metrics/arms")
+    parser.add_argument("--params", default="params.yaml", help="compare: its "
+                        "low_resource_languages")
+    parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -111,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(shlex.join(command))
             if not args.dry_run:
                 subprocess.run(command, check=True)
+        return
+    if args.action == "compare":
+        compare(config, Path(args.out), load_params(args.params)["low_resource_languages"],
+                BootstrapSettings(args.resamples, 13, 0.95))
         return
     found = collect(config, Path(args.out))
     for line in found:

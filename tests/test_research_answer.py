@@ -66,3 +66,22 @@ def test_table_json_and_figure_from_committed_files(tmp_path: Path, monkeypatch)
     assert "old" not in text and "| ar (domain-aligned) |" in text and "default (2 seeds)" in text
     assert "base e5 (untrained)" in text
     assert (tmp_path / "answer.png").stat().st_size > 1000
+
+
+def test_comparisons_table_shows_bold_differences_and_seed_agreement(tmp_path: Path) -> None:
+    root = tmp_path / "arms"
+    (root / "comparisons").mkdir(parents=True)
+    row = {"dataset": "xquad-r", "setting": "multi", "metric": "map@20", "difference": -0.028,
+           "low": -0.032, "high": -0.025, "seed_differences": [-0.03, -0.02, 0.001]}
+    other = {**row, "dataset": "mlqa-r", "difference": 0.004, "low": -0.002, "high": 0.01,
+             "seed_differences": [0.004]}
+    (root / "comparisons/c-vs-b-low-resource.json").write_text(json.dumps(
+        {"languages": ["ar", "hi"], "rows": [row, other]}))
+    config = {"comparisons": [{"a": "b", "b": "c", "label": "(c) - (b)"},
+                              {"a": "b", "b": "e"}]}           # e - b: no file, no row
+    table = research_answer.comparison_markdown(config, root)
+    lines = table.strip().splitlines()
+    assert lines[0] == "| B - A | languages | XQuAD-R | MLQA-R |"
+    assert lines[2] == ("| (c) - (b) | low-resource (all) | **-0.028** [-0.032, -0.025] 2/3 | "
+                        "+0.004 [-0.002, +0.010] |")          # one seed: no k/n
+    assert len(lines) == 3
