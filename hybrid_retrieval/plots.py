@@ -210,11 +210,13 @@ def language_bias_figure(per_language: Mapping[str, Sequence[Mapping[str, Any]]]
 
 
 def research_figure(records: Mapping[str, Mapping[str, Mapping[str, float]]],
-                    labels: Mapping[str, str], rows: Mapping[str, Sequence[str]]
+                    labels: Mapping[str, str], rows: Mapping[str, Sequence[str]], *,
+                    ylabel: str = "XTREME-R score (multi mAP@20)",
+                    title: str = "XQuAD-R, multilingual pool: low-resource languages (95% CI)"
                     ) -> plt.Figure:
-    """The research question's answer as bars: one group of bars per row (a low-resource
-    language or a language group), one bar per arm (``records[arm][row]`` with ``estimate``,
-    ``low``, ``high``: the 95% CI as an error bar)."""
+    """Arms as bars: one group of bars per row (a language or a language group), one bar per
+    arm (``records[arm][row]`` with ``estimate``, ``low``, ``high``: the 95% CI as an error
+    bar)."""
     arms = [a for a in labels if a in records]
     names = list(rows)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 2), 3.6))
@@ -226,8 +228,7 @@ def research_figure(records: Mapping[str, Mapping[str, Mapping[str, float]]],
         ax.bar(np.arange(len(names)) + (k - (len(arms) - 1) / 2) * width, est, width,
                yerr=np.vstack([est - low, high - est]), capsize=2, label=labels[arm])
     ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=7)
-    ax.set(ylabel="XTREME-R score (multi mAP@20)",
-           title="XQuAD-R, multilingual pool: low-resource languages (95% CI)")
+    ax.set(ylabel=ylabel, title=title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

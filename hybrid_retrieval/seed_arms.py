@@ -27,8 +27,8 @@ import pyarrow.compute as pc
 
 from .bootstrap import bootstrap_ci
 from .errors import PipelineError
-from .headline import HEADLINE, BootstrapSettings
-from .paired_comparison import align_per_query
+from .headline import HEADLINE, BootstrapSettings, PerQueryColumns
+from .paired_comparison import align_per_query, restrict_languages
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,34 @@ def arm_scores(per_seed: Sequence[pa.Table], dataset: str, languages: Mapping[st
         scores[name] = ArmScore(ci.estimate, ci.low, ci.high, float(np.mean(per_seed_metric)),
                                 float(np.std(per_seed_metric, ddof=1)) if len(values) > 1
                                 else 0.0, len(values), len(rows))
+    return scores
+
+
+def headline_scores(per_seed: Sequence[pa.Table], dataset: str,
+                    settings: BootstrapSettings, languages: Sequence[str] | None = None
+                    ) -> dict[str, ArmScore]:
+    """``"<setting> <metric>"`` -> :class:`ArmScore` of every headline metric
+    (:data:`HEADLINE`) of one dataset, macro-averaged exactly as ``metrics/eval.json`` does
+    (over languages, language pairs or query languages), optionally within ``languages``
+    (:func:`paired_comparison.restrict_languages`). Headlines without values are left out."""
+    if languages:
+        per_seed = [restrict_languages(t, languages) for t in per_seed]
+    mean = PerQueryColumns(average_per_query(per_seed))
+    seeds = [PerQueryColumns(t) for t in per_seed]
+    scores = {}
+    for headline in HEADLINE:
+        values, groups, strata = mean.select(dataset, headline)
+        if not np.isfinite(values).any():
+            continue
+        ci = bootstrap_ci(values, groups, strata, resamples=settings.resamples,
+                          seed=settings.seed, confidence=settings.confidence)
+        # one resample is enough: only each seed's point estimate is kept
+        per_seed_metric = [bootstrap_ci(*cols.select(dataset, headline), resamples=1).estimate
+                           for cols in seeds]
+        scores[f"{headline.setting} {headline.metric}"] = ArmScore(
+            ci.estimate, ci.low, ci.high, float(np.mean(per_seed_metric)),
+            float(np.std(per_seed_metric, ddof=1)) if len(seeds) > 1 else 0.0, len(seeds),
+            int(np.isfinite(values).sum()))
     return scores
 
 

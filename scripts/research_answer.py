@@ -32,6 +32,7 @@ from hybrid_retrieval.io import read_json, write_json
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import arm_scores
 from hybrid_retrieval.stage import load_params, run_stage
+from hybrid_retrieval.tables import rewrite_block
 
 BEGIN, END = "<!-- research:begin -->", "<!-- research:end -->"
 
@@ -116,15 +117,6 @@ def comparison_markdown(config: dict[str, Any], root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, block: str) -> None:
-    text = readme.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise PipelineError(f"{readme}: markers {BEGIN} / {END} not found")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{block}{END}{tail}", encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   "own difference has the same sign:\n\n" + differences)
     print(table, end="")
     if args.update:
-        update_readme(Path(args.update), table)
+        rewrite_block(args.update, table, BEGIN, END)
     print(f"research_answer: {len(records)} arms x {len(rows)} rows -> {args.out}, {args.figure}")
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from hybrid_retrieval.io import read_json
 from hybrid_retrieval.stage import load_params, run_stage
-from hybrid_retrieval.tables import replace_block, results_markdown
+from hybrid_retrieval.tables import results_markdown, rewrite_block
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -41,10 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                             comparisons=[read_json(p) for p in comparison_files],
                             muse=optional(args.muse))
     if args.update:
-        target = Path(args.update)
-        target.write_text(replace_block(target.read_text(encoding="utf-8"), text),
-                          encoding="utf-8")
-        print(f"results_tables: updated {target}")
+        rewrite_block(args.update, text)
+        print(f"results_tables: updated {args.update}")
     else:
         print(text, end="")
 

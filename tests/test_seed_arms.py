@@ -7,8 +7,9 @@ import pyarrow as pa
 import pytest
 
 from hybrid_retrieval.errors import PipelineError
+from hybrid_retrieval.evaluation import PER_QUERY
 from hybrid_retrieval.headline import BootstrapSettings
-from hybrid_retrieval.seed_arms import arm_scores
+from hybrid_retrieval.seed_arms import arm_scores, headline_scores
 
 
 def _table(scores: dict[str, list[float]], order=None) -> pa.Table:
@@ -64,3 +65,27 @@ def test_average_per_query_means_the_metric_columns_over_seeds() -> None:
     assert mean.column("qid").to_pylist() == ["q0", "q1", "q2"]
     with pytest.raises(PipelineError, match="a paired comparison needs the same"):
         average_per_query([per_query([1.0]), per_query([1.0, 0.0])])
+
+
+def _pairs(values: dict[tuple[str, str], list[float]]) -> pa.Table:
+    """Full PER_QUERY rows of the cross setting: (query lang, pool lang) -> AP per group."""
+    rows = [{"dataset": "xquad-r", "qid": f"{q}:{i}", "group_id": str(i), "lang": q,
+             "setting": "cross", "pool_lang": p, "stratum": f"{q}-{p}", "ap": v, "recall": v,
+             "recall_k": 1, "ap_at_20": None, "rank_distance": None}
+            for (q, p), vs in values.items() for i, v in enumerate(vs)]
+    return pa.Table.from_pylist(rows, schema=PER_QUERY)
+
+
+def test_headline_scores_macro_average_over_pairs_like_eval_json() -> None:
+    seed0 = _pairs({("ar", "en"): [1.0, 0.0], ("en", "ar"): [0.5, 0.5], ("hi", "en"): [0.0, 0.0]})
+    seed1 = _pairs({("ar", "en"): [1.0, 1.0], ("en", "ar"): [0.5, 0.5], ("hi", "en"): [1.0, 1.0]})
+    scores = headline_scores([seed0, seed1], "xquad-r", SETTINGS)
+    assert set(scores) == {"cross map", "cross recall@1"}    # no mono / multi rows here
+    cross = scores["cross map"]
+    # pairs ar-en 0.75, en-ar 0.5, hi-en 0.5 after averaging the seeds: macro 0.5833
+    assert cross.estimate == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+    assert cross.seed_mean == pytest.approx(cross.estimate)
+    assert cross.seed_sd == pytest.approx(np.std([(0.5 + 0.5 + 0.0) / 3, (1 + 0.5 + 1) / 3],
+                                                 ddof=1))
+    ar_en = headline_scores([seed0, seed1], "xquad-r", SETTINGS, languages=["ar", "en"])
+    assert ar_en["cross map"].estimate == pytest.approx((0.75 + 0.5) / 2)  # hi-en left out
