@@ -11,7 +11,8 @@ trained arm lists the ``params`` overrides of its ``dvc exp run``) and, optional
 :func:`compare_arms` gives, for every comparison and every language set (:func:`language_sets`:
 the low-resource languages, each group of them, every language, each group of all), the paired
 bootstrap of the two arms' seed-averaged per-query metrics (question uncertainty) and, per seed
-both arms ran, that seed's own point difference (training-seed spread: how many seeds agree).
+both arms ran, that seed's own point difference with a t-interval over them (training-seed
+uncertainty, :func:`~hybrid_retrieval.seed_arms.seed_interval`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .io import read_json
 from .language_groups import group_members, groups_from_supervision
 from .paired_comparison import compare_per_query, languages_by_dataset, restrict_languages
 from .revision_outputs import read_per_query
-from .seed_arms import average_per_query
+from .seed_arms import average_per_query, seed_interval
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,10 @@ def compare_arms(config: Mapping[str, Any], low_resource: Sequence[str], root: P
                         for s in seeds]
             for row in rows:
                 row["seed_differences"] = [_point(seed_rows, row) for seed_rows in per_seed]
+                interval = seed_interval(row["seed_differences"], settings.confidence)
+                if interval:
+                    row["seed_mean"], row["seed_low"], row["seed_high"] = (
+                        round(v, 6) for v in interval)
             scope = restrict_languages(a_mean, members) if members else a_mean
             records[f"{b_name}-vs-{a_name}-{set_slug(set_name)}"] = {
                 "a": a_name, "b": b_name, "label": comparison.get("label"),

@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.stats import t
 
 from .bootstrap import bootstrap_ci
 from .errors import PipelineError
@@ -127,6 +128,20 @@ def headline_scores(per_seed: Sequence[pa.Table], dataset: str,
             float(np.std(per_seed_metric, ddof=1)) if len(seeds) > 1 else 0.0, len(seeds),
             int(np.isfinite(values).sum()))
     return scores
+
+
+def seed_interval(differences: Sequence[float], confidence: float = 0.95
+                  ) -> tuple[float, float, float] | None:
+    """``(mean, low, high)``: Student-t interval of the mean of per-seed differences (each
+    seed's B - A, paired by seed), the training-seed uncertainty of an effect; ``None`` for
+    fewer than two seeds."""
+    values = np.asarray([d for d in differences if d is not None], dtype=np.float64)
+    if len(values) < 2:
+        return None
+    mean = float(values.mean())
+    half = float(t.ppf(0.5 + confidence / 2, len(values) - 1)
+                 * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
 
 
 def average_per_query(per_seed: Sequence[pa.Table], names: Sequence[str] | None = None

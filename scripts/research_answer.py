@@ -75,13 +75,24 @@ COMPARISON_SETS = ("low-resource (all)", "low-resource, domain-aligned",
                    "low-resource, none", ALL_LANGUAGES, "all, domain-aligned", "all, none")
 
 
-def _agreeing(row: dict[str, Any]) -> str:
-    """``k/n``: of the n seeds both arms ran, k have their own difference of the estimate's sign."""
+def _excludes_zero(low: float | None, high: float | None) -> bool:
+    return low is not None and (low > 0 or high < 0)
+
+
+def _difference_cell(row: dict[str, Any]) -> str:
+    """``-0.028 [q low, high] {seed low, high} k/n``: the seed-averaged difference, its question
+    CI, the t-interval over the seeds' own differences and how many of those have its sign;
+    bold when every interval shown excludes 0."""
     seeds = [d for d in row.get("seed_differences") or [] if d is not None]
-    if len(seeds) < 2:
-        return ""
-    sign = (row["difference"] > 0) - (row["difference"] < 0)
-    return f" {sum(((d > 0) - (d < 0)) == sign for d in seeds)}/{len(seeds)}"
+    text = f"{row['difference']:+.3f}"
+    tail = f" [{row['low']:+.3f}, {row['high']:+.3f}]"
+    clear = _excludes_zero(row["low"], row["high"])
+    if "seed_low" in row:
+        sign = (row["difference"] > 0) - (row["difference"] < 0)
+        agree = sum(((d > 0) - (d < 0)) == sign for d in seeds)
+        tail += f" {{{row['seed_low']:+.3f}, {row['seed_high']:+.3f}}} {agree}/{len(seeds)}"
+        clear = clear and _excludes_zero(row["seed_low"], row["seed_high"])
+    return (f"**{text}**" if clear else text) + tail
 
 
 def comparison_markdown(config: dict[str, Any], root: Path) -> str:
@@ -108,11 +119,7 @@ def comparison_markdown(config: dict[str, Any], root: Path) -> str:
         for dataset in present:
             row = next((r for r in record["rows"] if r["dataset"] == dataset
                         and r["setting"] == "multi" and r["metric"] == "map@20"), None)
-            cells.append("" if row is None else
-                         f"{'**' if row['low'] > 0 or row['high'] < 0 else ''}"
-                         f"{row['difference']:+.3f}"
-                         f"{'**' if row['low'] > 0 or row['high'] < 0 else ''} "
-                         f"[{row['low']:+.3f}, {row['high']:+.3f}]{_agreeing(row)}")
+            cells.append("" if row is None else _difference_cell(row))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -158,8 +165,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if differences:
         table += ("\nPaired differences B - A of the XTREME-R score (multi mAP@20) per dataset, "
                   "seed-averaged arms (`python scripts/run_arms.py compare`, "
-                  "`metrics/arms/comparisons/`); bold: the 95% CI excludes 0; k/n: seeds whose "
-                  "own difference has the same sign:\n\n" + differences)
+                  "`metrics/arms/comparisons/`): [ ] 95% question-bootstrap CI of the "
+                  "seed-averaged difference, { } 95% t-interval over the seeds' own differences "
+                  "(paired by seed), k/n seeds with the same sign; bold: every interval shown "
+                  "excludes 0:\n\n" + differences)
     print(table, end="")
     if args.update:
         rewrite_block(args.update, table, BEGIN, END)

@@ -77,6 +77,8 @@ def test_compare_arms_pairs_seed_averages_and_gives_each_seeds_difference(
     assert len(row["seed_differences"]) == 2 and all(d > 0.05 for d in row["seed_differences"])
     # the seed-averaged difference is the mean of the seeds' own differences
     assert row["difference"] == pytest.approx(np.mean(row["seed_differences"]), abs=1e-5)
+    assert row["seed_mean"] == pytest.approx(row["difference"], abs=1e-5)
+    assert row["seed_low"] <= row["seed_mean"] <= row["seed_high"]  # t-interval over 2 seeds
     none = next(r for r in records["c-vs-b-low-resource-none"]["rows"]
                 if r["metric"] == "map@20")
     assert none["low"] < 0 < none["high"]                       # hi: no effect planted

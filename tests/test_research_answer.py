@@ -72,16 +72,24 @@ def test_comparisons_table_shows_bold_differences_and_seed_agreement(tmp_path: P
     root = tmp_path / "arms"
     (root / "comparisons").mkdir(parents=True)
     row = {"dataset": "xquad-r", "setting": "multi", "metric": "map@20", "difference": -0.028,
-           "low": -0.032, "high": -0.025, "seed_differences": [-0.03, -0.02, 0.001]}
-    other = {**row, "dataset": "mlqa-r", "difference": 0.004, "low": -0.002, "high": 0.01,
-             "seed_differences": [0.004]}
+           "low": -0.032, "high": -0.025, "seed_differences": [-0.03, -0.02, -0.034],
+           "seed_low": -0.045, "seed_high": -0.011}
+    shaky = {**row, "seed_differences": [-0.03, -0.06, 0.006], "seed_low": -0.1,
+             "seed_high": 0.05}
+    other = {"dataset": "mlqa-r", "setting": "multi", "metric": "map@20", "difference": 0.004,
+             "low": -0.002, "high": 0.01, "seed_differences": [0.004]}
     (root / "comparisons/c-vs-b-low-resource.json").write_text(json.dumps(
         {"languages": ["ar", "hi"], "rows": [row, other]}))
+    (root / "comparisons/c-vs-b-all-languages.json").write_text(json.dumps(
+        {"languages": None, "rows": [shaky]}))
     config = {"comparisons": [{"a": "b", "b": "c", "label": "(c) - (b)"},
                               {"a": "b", "b": "e"}]}           # e - b: no file, no row
     table = research_answer.comparison_markdown(config, root)
     lines = table.strip().splitlines()
     assert lines[0] == "| B - A | languages | XQuAD-R | MLQA-R |"
-    assert lines[2] == ("| (c) - (b) | low-resource (all) | **-0.028** [-0.032, -0.025] 2/3 | "
-                        "+0.004 [-0.002, +0.010] |")          # one seed: no k/n
-    assert len(lines) == 3
+    assert lines[2] == ("| (c) - (b) | low-resource (all) | **-0.028** [-0.032, -0.025] "
+                        "{-0.045, -0.011} 3/3 | +0.004 [-0.002, +0.010] |")  # one seed: no { }
+    # the question CI excludes 0 but the seeds do not agree: not bold
+    assert lines[3] == ("| (c) - (b) | all languages | -0.028 [-0.032, -0.025] {-0.100, +0.050} "
+                        "2/3 |  |")
+    assert len(lines) == 4

@@ -9,7 +9,7 @@ import pytest
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import PER_QUERY
 from hybrid_retrieval.headline import BootstrapSettings
-from hybrid_retrieval.seed_arms import arm_scores, headline_scores
+from hybrid_retrieval.seed_arms import arm_scores, headline_scores, seed_interval
 
 
 def _table(scores: dict[str, list[float]], order=None) -> pa.Table:
@@ -89,3 +89,13 @@ def test_headline_scores_macro_average_over_pairs_like_eval_json() -> None:
                                                  ddof=1))
     ar_en = headline_scores([seed0, seed1], "xquad-r", SETTINGS, languages=["ar", "en"])
     assert ar_en["cross map"].estimate == pytest.approx((0.75 + 0.5) / 2)  # hi-en left out
+
+
+def test_seed_interval_is_a_t_interval_over_the_seeds_differences() -> None:
+    from scipy.stats import t as student
+    mean, low, high = seed_interval([-0.03, -0.02, -0.025])
+    assert mean == pytest.approx(-0.025)
+    half = student.ppf(0.975, 2) * np.std([-0.03, -0.02, -0.025], ddof=1) / np.sqrt(3)
+    assert (low, high) == pytest.approx((-0.025 - half, -0.025 + half))
+    assert high < 0                                   # three seeds agreeing closely
+    assert seed_interval([-0.03, None]) is None       # one seed: no interval
