@@ -119,13 +119,18 @@ def _point(seed_rows: Sequence[dict[str, Any]], row: Mapping[str, Any]) -> float
 
 
 def compare_arms(config: Mapping[str, Any], low_resource: Sequence[str], root: Path,
-                 settings: BootstrapSettings) -> dict[str, dict[str, Any]]:
+                 settings: BootstrapSettings, involving: Sequence[str] = ()
+                 ) -> dict[str, dict[str, Any]]:
     """``"<b>-vs-<a>-<set slug>"`` -> comparison record (``compare.py --json-out`` fields plus
-    ``seeds`` and, per row, ``seed_differences``) for every comparison and language set."""
+    ``seeds`` and, per row, ``seed_differences``) for every comparison and language set (only
+    the comparisons with an arm in ``involving``, if given)."""
+    comparisons = [c for c in config.get("comparisons") or []
+                   if not involving or {c["a"], c["b"]} & set(involving)]
+    arms = {c[k] for c in comparisons for k in ("a", "b")}
     tables = {name: {seed: read_per_query(f, repo=".") for seed, f in
-                     arm_files(name, config, root).items()} for name in config["arms"]}
+                     arm_files(name, config, root).items()} for name in arms}
     records: dict[str, dict[str, Any]] = {}
-    for comparison in config.get("comparisons") or []:
+    for comparison in comparisons:
         a_name, b_name = comparison["a"], comparison["b"]
         a_runs, b_runs = tables[a_name], tables[b_name]
         if not a_runs or not b_runs:  # not run yet: the other comparisons still can be

@@ -86,10 +86,12 @@ def collect(config: dict[str, Any], out_root: Path, repo: str = ".") -> list[str
 
 
 def compare(config: dict[str, Any], root: Path, low_resource: list[str],
-            settings: BootstrapSettings) -> list[Path]:
-    """Write every comparison of ``config`` to ``root/comparisons/``; the files written."""
+            settings: BootstrapSettings, involving: Sequence[str] = ()) -> list[Path]:
+    """Write every comparison of ``config`` (with an arm in ``involving``, if given) to
+    ``root/comparisons/``; the files written."""
     written = []
-    for name, record in compare_arms(config, low_resource, root, settings).items():
+    for name, record in compare_arms(config, low_resource, root, settings,
+                                     involving).items():
         path = root / "comparisons" / f"{name}.json"
         write_json(record, path)
         written.append(path)
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", help="compare: its "
                         "low_resource_languages")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--involving", nargs="+", default=(), metavar="ARM",
+                        help="compare: only the comparisons with one of these arms")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -123,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.action == "compare":
         compare(config, Path(args.out), load_params(args.params)["low_resource_languages"],
-                BootstrapSettings(args.resamples, 13, 0.95))
+                BootstrapSettings(args.resamples, 13, 0.95), args.involving)
         return
     found = collect(config, Path(args.out))
     for line in found:

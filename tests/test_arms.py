@@ -82,6 +82,9 @@ def test_compare_arms_pairs_seed_averages_and_gives_each_seeds_difference(
     none = next(r for r in records["c-vs-b-low-resource-none"]["rows"]
                 if r["metric"] == "map@20")
     assert none["low"] < 0 < none["high"]                       # hi: no effect planted
+    only_e = compare_arms(_arms(tmp_path), ["ar"], tmp_path / "arms",
+                          BootstrapSettings(20, 13, 0.95), involving=["e"])
+    assert only_e == {}                                         # e - b only, and e has no run
     everything = records["c-vs-b-all-languages"]
     assert everything["languages"] is None and everything["languages_by_dataset"] == {
         "xquad-r": LANGS}
