@@ -64,7 +64,8 @@ def _arms(tmp_path: Path) -> dict:
 def test_compare_arms_pairs_seed_averages_and_gives_each_seeds_difference(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    records = compare_arms(_arms(tmp_path), ["ar", "hi", "vi"], tmp_path / "arms",
+    config = _arms(tmp_path)
+    records = compare_arms(config, ["ar", "hi", "vi"], tmp_path / "arms",
                            BootstrapSettings(200, 13, 0.95))
     # e has no run: its comparison is skipped, c - b has every language set
     assert sorted(records) == ["c-vs-b-all-domain-aligned", "c-vs-b-all-languages",
@@ -82,7 +83,7 @@ def test_compare_arms_pairs_seed_averages_and_gives_each_seeds_difference(
     none = next(r for r in records["c-vs-b-low-resource-none"]["rows"]
                 if r["metric"] == "map@20")
     assert none["low"] < 0 < none["high"]                       # hi: no effect planted
-    only_e = compare_arms(_arms(tmp_path), ["ar"], tmp_path / "arms",
+    only_e = compare_arms(config, ["ar"], tmp_path / "arms",
                           BootstrapSettings(20, 13, 0.95), involving=["e"])
     assert only_e == {}                                         # e - b only, and e has no run
     everything = records["c-vs-b-all-languages"]
