@@ -137,14 +137,21 @@ def compare_arms(config: Mapping[str, Any], low_resource: Sequence[str], root: P
             log.warning("comparison %s - %s skipped: arm '%s' has no collected run in %s",
                         b_name, a_name, a_name if not a_runs else b_name, root)
             continue
+        untrained = {k for k in (a_name, b_name) if "files" in config["arms"][k]}
+        if not untrained:  # two trained arms: only the seeds both ran, paired by seed
+            common = [s for s in b_runs if s in a_runs]
+            a_runs = {s: a_runs[s] for s in common}
+            b_runs = {s: b_runs[s] for s in common}
+        if not a_runs or not b_runs:
+            log.warning("comparison %s - %s skipped: no seed both arms ran", b_name, a_name)
+            continue
         a_mean = average_per_query(list(a_runs.values()), [f"{a_name} s{s}" for s in a_runs])
         b_mean = average_per_query(list(b_runs.values()), [f"{b_name} s{s}" for s in b_runs])
         languages = sorted(set(a_mean.column("lang").to_pylist()))
         sets = {ALL_LANGUAGES: None,
                 **language_sets(low_resource, arm_groups(config, root, languages))}
-        # one seed's own difference needs the same seed in both arms (an untrained arm's one
-        # file pairs with every seed)
-        seeds = [s for s in b_runs if s in a_runs or len(a_runs) == 1]
+        # an untrained arm's one file pairs with every seed of the other arm
+        seeds = [s for s in b_runs if s in a_runs or a_name in untrained]
         for set_name, members in sets.items():
             rows = _differences(a_mean, b_mean, settings, members, (a_name, b_name))
             point = BootstrapSettings(1, settings.seed, settings.confidence)  # point values only

@@ -83,6 +83,11 @@ def test_compare_arms_pairs_seed_averages_and_gives_each_seeds_difference(
     none = next(r for r in records["c-vs-b-low-resource-none"]["rows"]
                 if r["metric"] == "map@20")
     assert none["low"] < 0 < none["high"]                       # hi: no effect planted
+    # a trained arm with fewer seeds is compared on the seeds both ran only
+    (tmp_path / "arms/c/s14_per_query.parquet").unlink()
+    one_seed = compare_arms(config, ["ar"], tmp_path / "arms", BootstrapSettings(20, 13, 0.95))
+    assert one_seed["c-vs-b-low-resource"]["seeds"] == [13]
+    assert one_seed["c-vs-b-low-resource"]["a_seeds"] == [13]
     only_e = compare_arms(config, ["ar"], tmp_path / "arms",
                           BootstrapSettings(20, 13, 0.95), involving=["e"])
     assert only_e == {}                                         # e - b only, and e has no run
