@@ -4,7 +4,7 @@ The arms and seeds are ``experiments/research_question.yaml``. Experiments are n
 ``rq-<arm>-s<seed>`` and run from the current commit::
 
     python scripts/run_arms.py queue            # dvc exp run --queue, one per trained arm x seed
-    dvc queue start -j 1                         # one at a time (2-core machine)
+    PYTHONPATH=. dvc queue start -j 2            # two side by side (train uses 1 thread)
     python scripts/run_arms.py collect          # finished runs -> metrics/arms/<arm>/
     python scripts/run_arms.py compare          # comparisons -> metrics/arms/comparisons/
 
