@@ -104,6 +104,18 @@ def set_slug(name: str) -> str:
     return "-".join(words) or "all"
 
 
+def comparison_name(a: str, b: str, set_name: str) -> str:
+    """The record (and file stem) of comparison B - A on one language set."""
+    return f"{b}-vs-{a}-{set_slug(set_name)}"
+
+
+def runs_label(config: Mapping[str, Any], arm: str, seeds: int) -> str:
+    """``untrained`` for an arm of committed files, else ``<n> seed(s)``."""
+    if "files" in config["arms"][arm]:
+        return "untrained"
+    return f"{seeds} seed{'s' * (seeds != 1)}"
+
+
 def _differences(a: pa.Table, b: pa.Table, settings: BootstrapSettings,
                  languages: Sequence[str] | None, names: tuple[str, str]) -> list[dict[str, Any]]:
     return [r.as_dict() for r in compare_per_query(a, b, settings, names=names,
@@ -165,7 +177,7 @@ def compare_arms(config: Mapping[str, Any], low_resource: Sequence[str], root: P
                     row["seed_mean"], row["seed_low"], row["seed_high"] = (
                         round(v, 6) for v in interval)
             scope = restrict_languages(a_mean, members) if members else a_mean
-            records[f"{b_name}-vs-{a_name}-{set_slug(set_name)}"] = {
+            records[comparison_name(a_name, b_name, set_name)] = {
                 "a": a_name, "b": b_name, "label": comparison.get("label"),
                 "a_seeds": sorted(a_runs), "b_seeds": sorted(b_runs), "seeds": seeds,
                 "language_set": set_name, "languages": members,

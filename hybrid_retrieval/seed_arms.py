@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.stats import t
+from scipy.stats import t as student_t
 
 from .bootstrap import bootstrap_ci
 from .errors import PipelineError
@@ -139,7 +139,7 @@ def seed_interval(differences: Sequence[float], confidence: float = 0.95
     if len(values) < 2:
         return None
     mean = float(values.mean())
-    half = float(t.ppf(0.5 + confidence / 2, len(values) - 1)
+    half = float(student_t.ppf(0.5 + confidence / 2, len(values) - 1)
                  * values.std(ddof=1) / np.sqrt(len(values)))
     return mean, mean - half, mean + half
 

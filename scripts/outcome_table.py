@@ -17,14 +17,13 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-import pyarrow.compute as pc
-
-from hybrid_retrieval.arms import arm_files, load_config
+from hybrid_retrieval.arms import arm_files, load_config, runs_label
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import DATASET_TITLES
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import write_json
 from hybrid_retrieval.outcome import arm_outcome, best_arm, outcome_markdown
+from hybrid_retrieval.paired_comparison import languages_by_dataset
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import arm_scores
 from hybrid_retrieval.stage import run_stage
@@ -34,8 +33,7 @@ BEGIN, END = "<!-- outcome:begin -->", "<!-- outcome:end -->"
 
 
 def _label(config: dict[str, Any], arm: str, seeds: int, role: str) -> str:
-    runs = "untrained" if "files" in config["arms"][arm] else f"{seeds} seed{'s' * (seeds != 1)}"
-    return f"{role}: {config['arms'][arm]['label']} ({runs})"
+    return f"{role}: {config['arms'][arm]['label']} ({runs_label(config, arm, seeds)})"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -70,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     dataset = spec["datasets"][0]
     some = tables[spec["base"]][0]
-    languages = sorted(set(some.filter(pc.equal(some.column("dataset"), dataset))
-                           .column("lang").to_pylist()))
+    languages = languages_by_dataset(some)[dataset]
     per_language = {arm: {lang: s.as_dict() for lang, s in arm_scores(
         tables[arm], dataset, {lang: [lang] for lang in languages}, settings,
         column="ap").items()} for arm in roles}

@@ -21,14 +21,13 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-import pyarrow.compute as pc
-
-from hybrid_retrieval.arms import (ALL_LANGUAGES, arm_files, arm_groups, language_sets,
-                                   load_config, set_slug)
+from hybrid_retrieval.arms import (ALL_LANGUAGES, arm_files, arm_groups, comparison_name,
+                                   language_sets, load_config, runs_label)
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import DATASET_TITLES
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import read_json, write_json
+from hybrid_retrieval.paired_comparison import languages_by_dataset
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import arm_scores
 from hybrid_retrieval.stage import load_params, run_stage
@@ -48,12 +47,10 @@ def language_rows(config: dict[str, Any], root: Path, low_resource: Sequence[str
 
 
 def markdown(records: dict[str, dict[str, dict[str, float]]], labels: dict[str, str],
-             rows: dict[str, list[str]], groups: dict[str, str], seeds: dict[str, int]) -> str:
+             rows: dict[str, list[str]], groups: dict[str, str], runs: dict[str, str]) -> str:
     """The README table: rows x arms, ``estimate [low, high]`` (+- seed sd where > 1 seed)."""
     arms = [a for a in labels if a in records]
-    header = "| | " + " | ".join(
-        f"{labels[a]} (" + ("untrained" if seeds[a] == 0 else
-                            f"{seeds[a]} seed{'s' * (seeds[a] != 1)}") + ")" for a in arms) + " |"
+    header = "| | " + " | ".join(f"{labels[a]} ({runs[a]})" for a in arms) + " |"
     lines = [header, "|---|" + "---|" * len(arms)]
     for row, members in rows.items():
         name = f"{row} ({groups[row]})" if row in groups else f"{row}: {' '.join(members)}"
@@ -102,8 +99,8 @@ def comparison_markdown(config: dict[str, Any], root: Path) -> str:
     found = []
     for comparison in config.get("comparisons") or []:
         for set_name in COMPARISON_SETS:
-            path = root / "comparisons" / (f"{comparison['b']}-vs-{comparison['a']}-"
-                                          f"{set_slug(set_name)}.json")
+            name = comparison_name(comparison["a"], comparison["b"], set_name)
+            path = root / "comparisons" / f"{name}.json"
             if path.is_file():
                 found.append((comparison, set_name, read_json(path)))
     if not found:
@@ -145,8 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise PipelineError("no arm has per-query files yet")
     some = next(iter(tables.values()))[0]
     dataset = config["dataset"]
-    languages = sorted(set(some.filter(pc.equal(some.column("dataset"), dataset))
-                           .column("lang").to_pylist()))
+    languages = languages_by_dataset(some)[dataset]
     rows, groups = language_rows(config, root, params["low_resource_languages"], languages)
     records = {name: {row: s.as_dict() for row, s in arm_scores(per_seed, dataset, rows,
                                                                settings).items()}
@@ -160,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "labels": labels, "seeds": seeds, "arms": records}, args.out)
     from hybrid_retrieval.plots import research_figure, save  # noqa: PLC0415 - matplotlib
     save(research_figure(records, labels, rows), Path(args.figure))
-    table = markdown(records, labels, rows, groups, seeds)
+    table = markdown(records, labels, rows, groups,
+                     {name: runs_label(config, name, len(per_seed))
+                      for name, per_seed in tables.items()})
     differences = comparison_markdown(config, root)
     if differences:
         table += ("\nPaired differences B - A of the XTREME-R score (multi mAP@20) per dataset, "
