@@ -5,14 +5,26 @@
 and random: 2 layers, hidden size 32, a ~300-piece Unigram vocabulary trained on a few
 multilingual sentences. Tests must treat it as read-only (it is shared by the whole session);
 copy it (``shutil.copytree``) to modify it.
+
+The suite runs on pytest-xdist workers (``-n 2`` in pyproject's addopts). A session fixture
+that is expensive to build (the tiny encoder, the tiny pipelines) goes through ``build_once``:
+the first worker to need it builds it in the run's shared temporary folder under a file lock,
+the others wait and reuse it. Test files are never split across workers (``--dist loadfile``),
+so module fixtures are built once as well.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
+from filelock import FileLock
+
+T = TypeVar("T")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -75,6 +87,30 @@ def build_tiny_encoder(folder: Path, *, hidden_size: int = 32, layers: int = 2,
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], T]], T]:
+    """``build_once(name, build)``: ``build(folder)``'s result, computed once per test run.
+
+    Without xdist, ``folder`` is a fresh temporary folder and ``build`` runs in this process.
+    Under xdist it is ``<run's temporary root>/<name>``, shared by every worker: the first worker
+    runs ``build`` under a file lock and stores its (picklable) result beside the folder; the
+    others wait for the lock and load that result. A build that raised leaves no result, so the
+    next worker builds again.
+    """
+    def once(name: str, build: Callable[[Path], T]) -> T:
+        if os.environ.get("PYTEST_XDIST_WORKER") is None:
+            return build(tmp_path_factory.mktemp(name))
+        folder = tmp_path_factory.getbasetemp().parent / name
+        result_file = folder.with_name(f"{name}.result.pickle")
+        with FileLock(f"{folder}.lock"):
+            if not result_file.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                result_file.write_bytes(pickle.dumps(build(folder)))
+            return pickle.loads(result_file.read_bytes())
+    return once
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(build_once: Callable) -> Path:
     """A tiny random HF encoder folder (BertModel, no pooler; XLM-R-style tokenizer). Read-only."""
-    return build_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder") / "encoder")
+    return build_once("tiny_encoder", lambda folder: build_tiny_encoder(folder / "encoder"))
