@@ -30,7 +30,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from hybrid_retrieval.arms import compare_arms, experiment_name, load_config, trained_arms
+from hybrid_retrieval.arms import (arm_files, compare_arms, experiment_name, load_config,
+                                   trained_arms)
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import atomic_path, write_json
@@ -132,9 +133,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     found = collect(config, Path(args.out))
     for line in found:
         print(line)
+    # Experiment refs live in one repository; the collected files are what a clone has.
     expected = len(trained_arms(config)) * len(config["seeds"])
-    print(f"run_arms collect: {len(found)} of {expected} trained runs -> {args.out}",
-          file=sys.stderr)
+    present = sum(len(arm_files(arm, config, Path(args.out))) for arm in trained_arms(config))
+    print(f"run_arms collect: {len(found)} runs found now; {present} of {expected} trained "
+          f"runs in {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
