@@ -14,11 +14,16 @@ import pytest
 from reliability_support import MIRROR, dvc, hook_env, make_workspace, tiny_params
 
 
+def _require_mirror() -> None:
+    """Skip a test that needs the tiny pipeline when the data mirror is absent."""
+    if not (MIRROR / "squad-v1.1").is_dir():
+        pytest.skip(f"data mirror {MIRROR} not present")
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(build_once: Callable, tiny_encoder_dir: Path) -> Path:
     """A DVC project after a complete ``dvc repro`` of the tiny pipeline. Read-only."""
-    if not (MIRROR / "squad-v1.1").is_dir():
-        pytest.skip(f"data mirror {MIRROR} not present")
+    _require_mirror()
 
     def build(root: Path) -> Path:
         workspace = make_workspace(root / "a", tiny_params(tiny_encoder_dir))
@@ -31,8 +36,7 @@ def tiny_pipeline(build_once: Callable, tiny_encoder_dir: Path) -> Path:
 def tiny_pipeline_again(build_once: Callable, tiny_encoder_dir: Path) -> tuple[Path, Path]:
     """A second, independent ``dvc repro`` of the tiny pipeline (another folder, same params),
     with every ``os.replace`` of every stage logged (hooks/pause.py): (workspace, log file)."""
-    if not (MIRROR / "squad-v1.1").is_dir():
-        pytest.skip(f"data mirror {MIRROR} not present")
+    _require_mirror()
 
     def build(root: Path) -> tuple[Path, Path]:
         workspace = make_workspace(root / "b", tiny_params(tiny_encoder_dir))
