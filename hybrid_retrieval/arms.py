@@ -59,6 +59,20 @@ def trained_arms(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: arm for name, arm in config["arms"].items() if "params" in arm}
 
 
+def matches_params(overrides: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether every ``-S`` override (dotted key -> value) equals ``params``' value: an arm
+    whose overrides match ``params.yaml`` is what the workspace runs."""
+    for key, value in overrides.items():
+        node: Any = params
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        if node != value:
+            return False
+    return True
+
+
 def experiment_name(arm: str, seed: int) -> str:
     return f"rq-{arm}-s{seed}"
 

@@ -5,7 +5,8 @@
 * output: :func:`arm_outcome` (mono / cross / multi mAP and language bias per dataset, each a
   :class:`~hybrid_retrieval.seed_arms.ArmScore`: seed-averaged estimate, 95% question CI, seed
   sd), :func:`best_arm` (the candidate with the highest mean multi mAP over the datasets) and
-  :func:`outcome_markdown` (the README table, the gap to a published row last).
+  :func:`outcome_markdown` (the README table, the gap to a published row last) and
+  :func:`differences_markdown` (the arms' paired differences, from ``run_arms.py compare``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow as pa
 from .evaluation import DATASET_TITLES
 from .headline import SETTINGS, BootstrapSettings
 from .seed_arms import ArmScore, headline_scores
-from .tables import PUBLISHED, Published
+from .tables import PUBLISHED, Published, difference_cell
 
 #: Our columns per dataset: the three LAReQA settings' mAP and the language bias.
 COLUMNS = tuple(f"{s} map" for s in SETTINGS) + ("multi rank_distance",)
@@ -94,4 +95,20 @@ def outcome_markdown(ours: Sequence[tuple[str, Mapping[str, Mapping[str, ArmScor
                 gaps.append("-" if paper is None or score is None
                             else f"{score.estimate - paper:+.3f}")
     lines.append(f"| {label} - {target} | " + " | ".join(gaps) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def differences_markdown(comparisons: Sequence[tuple[str, Mapping[str, object]]],
+                         datasets: Sequence[str]) -> str:
+    """Paired differences B - A of mono / cross / multi mAP per dataset, one row per
+    ``(label, record)`` (a ``run_arms.py compare`` file); each cell a
+    :func:`~hybrid_retrieval.tables.difference_cell`. Empty for no comparisons."""
+    if not comparisons:
+        return ""
+    header = ["B - A"] + [f"{DATASET_TITLES.get(d, d)} {s}" for d in datasets for s in SETTINGS]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for label, record in comparisons:
+        by_key = {(r["dataset"], r["setting"], r["metric"]): r for r in record["rows"]}
+        cells = [difference_cell(by_key.get((d, s, "map"))) for d in datasets for s in SETTINGS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

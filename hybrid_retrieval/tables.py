@@ -160,12 +160,27 @@ def sweep_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _diff_with_ci(row: dict[str, Any] | None) -> str:
+def _excludes_zero(low: float | None, high: float | None) -> bool:
+    return low is not None and high is not None and (low > 0 or high < 0)
+
+
+def difference_cell(row: dict[str, Any] | None) -> str:
+    """One paired difference B - A: ``+0.021 [q low, high]``, the question-bootstrap CI, and
+    where the row has seeds (``scripts/run_arms.py compare``) ``{seed low, high} k/n``, the
+    t-interval over the seeds' own differences and how many of them share its sign. Bold when
+    every interval shown excludes 0; ``-`` for no row."""
     if row is None:
         return "-"
-    mark = "**" if row["low"] > 0 or row["high"] < 0 else ""      # CI excludes 0
-    return (f"{mark}{row['difference']:+.3f}{mark} "
-            f"[{row['low']:+.3f}, {row['high']:+.3f}]")
+    text = f"{row['difference']:+.3f}"
+    tail = f" [{row['low']:+.3f}, {row['high']:+.3f}]"
+    clear = _excludes_zero(row["low"], row["high"])
+    if "seed_low" in row:
+        seeds = [d for d in row.get("seed_differences") or [] if d is not None]
+        sign = (row["difference"] > 0) - (row["difference"] < 0)
+        agree = sum(((d > 0) - (d < 0)) == sign for d in seeds)
+        tail += f" {{{row['seed_low']:+.3f}, {row['seed_high']:+.3f}}} {agree}/{len(seeds)}"
+        clear = clear and _excludes_zero(row["seed_low"], row["seed_high"])
+    return (f"**{text}**" if clear else text) + tail
 
 
 def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
@@ -186,7 +201,7 @@ def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
             languages = (" ".join(present or comp["languages"]) if comp.get("languages")
                          else "all")
             cells = [label, languages, DATASET_TITLES.get(dataset, dataset)] + [
-                _diff_with_ci(by_key.get((dataset, s, "map"))) for s in SETTINGS]
+                difference_cell(by_key.get((dataset, s, "map"))) for s in SETTINGS]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

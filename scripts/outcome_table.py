@@ -8,7 +8,9 @@ The best recipe is the candidate with the highest mean multi mAP over the datase
 
     metrics/outcome.json                      every arm: mono / cross / multi mAP, bias per dataset
     metrics/plots/outcome_per_language.png    multi mAP per language: base vs default vs best
-    README.md                                 the table between the outcome markers (--update)
+    README.md                                 the table between the outcome markers, and the
+                                              arms' paired differences (run_arms.py compare's
+                                              files) between the outcome-differences markers
 """
 
 from __future__ import annotations
@@ -17,19 +19,39 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from hybrid_retrieval.arms import arm_files, load_config, runs_label
+from hybrid_retrieval.arms import (ALL_LANGUAGES, arm_files, comparison_name, load_config,
+                                   matches_params, runs_label)
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import DATASET_TITLES
 from hybrid_retrieval.headline import BootstrapSettings
-from hybrid_retrieval.io import write_json
-from hybrid_retrieval.outcome import arm_outcome, best_arm, outcome_markdown
+from hybrid_retrieval.io import read_json, write_json
+from hybrid_retrieval.outcome import arm_outcome, best_arm, differences_markdown, outcome_markdown
 from hybrid_retrieval.paired_comparison import languages_by_dataset
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import arm_scores
-from hybrid_retrieval.stage import run_stage
+from hybrid_retrieval.stage import load_params, run_stage
 from hybrid_retrieval.tables import rewrite_block
 
 BEGIN, END = "<!-- outcome:begin -->", "<!-- outcome:end -->"
+DIFF_BEGIN, DIFF_END = "<!-- outcome-differences:begin -->", "<!-- outcome-differences:end -->"
+
+
+def _comparisons(config: dict[str, Any], root: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The arms file's comparisons over all languages that ``run_arms.py compare`` wrote."""
+    found = []
+    for comparison in config.get("comparisons") or []:
+        name = comparison_name(comparison["a"], comparison["b"], ALL_LANGUAGES)
+        path = root / "comparisons" / f"{name}.json"
+        if path.is_file():
+            found.append((comparison.get("label") or f"{comparison['b']} - {comparison['a']}",
+                          read_json(path)))
+    return found
+
+
+def _role(config: dict[str, Any], arm: str, params: dict[str, Any]) -> str:
+    """``default`` for the arm ``params.yaml`` runs, else ``previous default``."""
+    runs_here = matches_params(config["arms"][arm].get("params", {}), params)
+    return "default" if runs_here else "previous default"
 
 
 def _label(config: dict[str, Any], arm: str, seeds: int, role: str) -> str:
@@ -45,9 +67,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--figure", default="metrics/plots/outcome_per_language.png")
     parser.add_argument("--update", default=None, help="README.md to rewrite between markers")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--params", default="params.yaml",
+                        help="the workspace's params: which arm is the default")
     args = parser.parse_args(argv)
 
     config, root = load_config(args.config), Path(args.arms_dir)
+    params = load_params(args.params)
     spec = config.get("outcome")
     if not isinstance(spec, dict):
         raise PipelineError(f"{args.config}: expected an 'outcome' section with datasets, "
@@ -62,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                             f"and 'python scripts/run_arms.py collect --config {args.config}')")
     outcomes = {arm: arm_outcome(t, spec["datasets"], settings) for arm, t in tables.items()}
     best = best_arm(outcomes, spec["candidates"])
-    roles = {spec["base"]: "base", spec["default"]: "default"}
-    roles[best] = "best" if best != spec["default"] else "default = best"
+    roles = {spec["base"]: "base", spec["default"]: _role(config, spec["default"], params)}
+    roles[best] = "best" + (" = default" if _role(config, best, params) == "default" else "")
     labels = {arm: _label(config, arm, len(tables[arm]), role) for arm, role in roles.items()}
 
     dataset = spec["datasets"][0]
@@ -86,9 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                                f"language (95% CI)"),
          Path(args.figure))
     table = outcome_markdown([(labels[a], outcomes[a]) for a in roles], spec["datasets"])
-    print(table, end="")
+    differences = differences_markdown(_comparisons(config, root), spec["datasets"])
+    print(table + "\n" + differences, end="")
     if args.update:
         rewrite_block(args.update, table, BEGIN, END)
+        if differences:
+            rewrite_block(args.update, differences, DIFF_BEGIN, DIFF_END)
     print(f"outcome_table: best = {best} of {list(tables)} -> {args.out}, {args.figure}")
 
 

@@ -31,7 +31,7 @@ from hybrid_retrieval.paired_comparison import languages_by_dataset
 from hybrid_retrieval.revision_outputs import read_per_query
 from hybrid_retrieval.seed_arms import arm_scores
 from hybrid_retrieval.stage import load_params, run_stage
-from hybrid_retrieval.tables import rewrite_block
+from hybrid_retrieval.tables import difference_cell, rewrite_block
 
 BEGIN, END = "<!-- research:begin -->", "<!-- research:end -->"
 
@@ -72,26 +72,6 @@ COMPARISON_SETS = ("low-resource (all)", "low-resource, domain-aligned",
                    "low-resource, none", ALL_LANGUAGES, "all, domain-aligned", "all, none")
 
 
-def _excludes_zero(low: float | None, high: float | None) -> bool:
-    return low is not None and (low > 0 or high < 0)
-
-
-def _difference_cell(row: dict[str, Any]) -> str:
-    """``-0.028 [q low, high] {seed low, high} k/n``: the seed-averaged difference, its question
-    CI, the t-interval over the seeds' own differences and how many of those have its sign;
-    bold when every interval shown excludes 0."""
-    seeds = [d for d in row.get("seed_differences") or [] if d is not None]
-    text = f"{row['difference']:+.3f}"
-    tail = f" [{row['low']:+.3f}, {row['high']:+.3f}]"
-    clear = _excludes_zero(row["low"], row["high"])
-    if "seed_low" in row:
-        sign = (row["difference"] > 0) - (row["difference"] < 0)
-        agree = sum(((d > 0) - (d < 0)) == sign for d in seeds)
-        tail += f" {{{row['seed_low']:+.3f}, {row['seed_high']:+.3f}}} {agree}/{len(seeds)}"
-        clear = clear and _excludes_zero(row["seed_low"], row["seed_high"])
-    return (f"**{text}**" if clear else text) + tail
-
-
 def comparison_markdown(config: dict[str, Any], root: Path) -> str:
     """Paired differences B - A of the XTREME-R score (multi mAP@20) per dataset, one row per
     comparison of the arms file and language set, from ``run_arms.py compare``'s files."""
@@ -116,7 +96,7 @@ def comparison_markdown(config: dict[str, Any], root: Path) -> str:
         for dataset in present:
             row = next((r for r in record["rows"] if r["dataset"] == dataset
                         and r["setting"] == "multi" and r["metric"] == "map@20"), None)
-            cells.append("" if row is None else _difference_cell(row))
+            cells.append("" if row is None else difference_cell(row))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

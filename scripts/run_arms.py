@@ -11,8 +11,8 @@ The arms and seeds are ``experiments/research_question.yaml``. Experiments are n
 ``collect`` copies each finished experiment's ``metrics/eval_per_query.parquet`` and
 ``metrics/train_languages.json`` to ``metrics/arms/<arm>/s<seed>_per_query.parquet`` and
 ``s<seed>_train_languages.json`` (small, in git: the README table re-renders on a fresh clone).
-A run whose params equal the workspace's (the default arm, seed 13) is also taken from the
-workspace when no experiment of that name exists. ``--dry-run`` prints the commands only.
+A run whose overrides all equal the workspace's ``params.yaml`` (the default recipe's arm, seed
+13) is also taken from the workspace when no experiment of that name exists. ``--dry-run`` prints the commands only.
 
 ``compare`` writes one JSON per comparison of the arms file and language set
 (:func:`hybrid_retrieval.arms.compare_arms`): ``metrics/arms/comparisons/<b>-vs-<a>-<set>.json``,
@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import yaml
 
 from hybrid_retrieval.arms import (arm_files, compare_arms, experiment_name, load_config,
-                                   trained_arms)
+                                   matches_params, trained_arms)
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import atomic_path, write_json
@@ -63,13 +63,17 @@ def queue_commands(config: dict[str, Any]) -> list[list[str]]:
     return commands
 
 
-def collect(config: dict[str, Any], out_root: Path, repo: str = ".") -> list[str]:
-    """Copy every finished run's outputs to ``out_root/<arm>/``; the runs found."""
+def collect(config: dict[str, Any], out_root: Path, params: dict[str, Any],
+            repo: str = ".") -> list[str]:
+    """Copy every finished run's outputs to ``out_root/<arm>/``; the runs found. An arm and seed
+    whose overrides are the workspace's ``params`` is read from the workspace when no
+    experiment of its name exists."""
     found = []
     for arm, spec in trained_arms(config).items():
         for seed in config["seeds"]:
             name = experiment_name(arm, seed)
-            refs = [name] + (["workspace"] if not spec["params"] and seed == 13 else [])
+            here = matches_params({"seed": seed, **spec["params"]}, params)
+            refs = [name] + (["workspace"] if here else [])
             for ref in refs:
                 try:
                     blobs = {k: read_output(ref, path, repo=repo) for k, path in OUTPUTS.items()}
@@ -113,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--out", default="metrics/arms")
     parser.add_argument("--params", default="params.yaml", help="compare: its "
-                        "low_resource_languages")
+                        "low_resource_languages; collect: the workspace run's params")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--involving", nargs="+", default=(), metavar="ARM",
                         help="compare: only the comparisons with one of these arms")
@@ -130,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         compare(config, Path(args.out), load_params(args.params)["low_resource_languages"],
                 BootstrapSettings(args.resamples, 13, 0.95), args.involving)
         return
-    found = collect(config, Path(args.out))
+    found = collect(config, Path(args.out), load_params(args.params))
     for line in found:
         print(line)
     # Experiment refs live in one repository; the collected files are what a clone has.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybrid_retrieval.outcome import COLUMNS, best_arm, outcome_markdown
+from hybrid_retrieval.outcome import COLUMNS, best_arm, differences_markdown, outcome_markdown
 from hybrid_retrieval.seed_arms import ArmScore
 
 
@@ -37,3 +37,26 @@ def test_table_has_our_rows_the_paper_rows_and_the_gap_to_labse() -> None:
     # best - LaBSE: mAP gaps, bias difference (lower is better for us)
     assert lines[6] == ("| best - LaBSE, hybrid batches | -0.017 | -0.067 | -0.082 | +29 | "
                         "+0.114 | +0.019 | +0.021 | +55 |")
+
+
+def test_differences_table_has_a_cell_per_dataset_and_setting_with_both_intervals() -> None:
+    def row(dataset: str, setting: str, difference: float, seeds: list[float]) -> dict:
+        return {"dataset": dataset, "setting": setting, "metric": "map",
+                "difference": difference, "low": difference - 0.002,
+                "high": difference + 0.002, "seed_differences": seeds,
+                "seed_low": min(seeds) - 0.01, "seed_high": max(seeds) + 0.01}
+    record = {"rows": [row("xquad-r", "mono", 0.004, [0.001, 0.004, 0.007]),
+                       row("xquad-r", "multi", 0.021, [0.022, 0.017, 0.022]),
+                       {**row("xquad-r", "multi", 0.5, [0.5]), "metric": "map@20"}]}
+    table = differences_markdown([("(ph) - default", record)], ["xquad-r", "mlqa-r"])
+    lines = table.strip().splitlines()
+    assert lines[0] == ("| B - A | XQuAD-R mono | XQuAD-R cross | XQuAD-R multi | MLQA-R mono "
+                        "| MLQA-R cross | MLQA-R multi |")
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[0] == "(ph) - default"
+    # mono: the seed interval reaches below 0, so not bold; multi: both exclude 0, bold
+    assert cells[1] == "+0.004 [+0.002, +0.006] {-0.009, +0.017} 3/3"
+    assert cells[2] == "-"  # no cross row: a dash, never a made-up number
+    assert cells[3] == "**+0.021** [+0.019, +0.023] {+0.007, +0.032} 3/3"
+    assert cells[4:] == ["-", "-", "-"]
+    assert differences_markdown([], ["xquad-r"]) == ""
