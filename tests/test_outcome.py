@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from hybrid_retrieval.outcome import COLUMNS, best_arm, differences_markdown, outcome_markdown
@@ -60,3 +63,16 @@ def test_differences_table_has_a_cell_per_dataset_and_setting_with_both_interval
     assert cells[3] == "**+0.021** [+0.019, +0.023] {+0.007, +0.032} 3/3"
     assert cells[4:] == ["-", "-", "-"]
     assert differences_markdown([], ["xquad-r"]) == ""
+
+
+def test_the_default_role_goes_to_the_arm_params_yaml_runs() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import outcome_table  # noqa: PLC0415 - a script, not a package module
+
+    config = {"arms": {"d": {"params": {"parallel_ratio": 0}},
+                       "ph": {"params": {"parallel_ratio": 0.2,
+                                         "parallel.holdout_languages": ["el", "vi"]}}}}
+    params = {"parallel_ratio": 0.2, "parallel": {"holdout_languages": ["el", "vi"]}}
+    assert outcome_table._role(config, "ph", params) == "default"
+    assert outcome_table._role(config, "d", params) == "previous default"
+    assert outcome_table._role(config, "d", {**params, "parallel_ratio": 0.0}) == "default"
