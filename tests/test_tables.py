@@ -27,7 +27,8 @@ def report(mono: float) -> dict:
             "run": {"wall_s": 1}, "bootstrap": {"resamples": 1000, "seed": 13}}
 
 
-PARAMS = {"mix_ratio": 0.5, "domain_ratio": 0.2, "prepare": {"max_questions": 4000},
+PARAMS = {"mix_ratio": 0.5, "domain_ratio": 0.2, "parallel_ratio": 0.2,
+          "prepare": {"max_questions": 4000},
           "translate": {"languages": ["pt"], "engine": "bergamot"},
           "train": {"steps": 300, "batch_size": 32}}
 
@@ -57,7 +58,8 @@ def test_results_section_and_readme_block() -> None:
               "map_low": 0.45, "map_high": 0.55} for s in ("mono", "cross", "multi")]
     text = results_markdown(base=report(0.8), default=report(0.85), params=PARAMS, sweep=sweep)
     assert "| base encoder (no training) | 0.800 [0.790, 0.810]" in text
-    assert "| default run (mix_ratio 0.5, domain_ratio 0.2) | 0.850 [0.840, 0.860]" in text
+    assert ("| default run (mix_ratio 0.5, domain_ratio 0.2, parallel_ratio 0.2) | "
+            "0.850 [0.840, 0.860]") in text
     assert "1000 resamples, seed 13" in text
     assert "| mix0 | 0.0 | 0.2 | 100 | 200 | 0.500 [0.450, 0.550]" in text
     assert "other models, other training data" in text
