@@ -101,3 +101,33 @@ def test_a_comparison_naming_an_unknown_arm_is_refused(tmp_path: Path) -> None:
     config.write_text("seeds: [13]\narms: {b: {params: {}}}\ncomparisons: [{a: b, b: x}]\n")
     with pytest.raises(PipelineError, match=r"comparisons\[0\] field\(s\) \['b'\] must name"):
         load_config(config)
+
+
+def _with_overrides(params: dict, overrides: dict) -> dict:
+    """``params`` with ``-S`` overrides (dotted keys) applied, as ``dvc exp run`` would."""
+    result = json.loads(json.dumps(params))
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = result
+        for part in parents:
+            node = node[part]
+        assert leaf in node, f"override {key} names no params.yaml key"
+        node[leaf] = value
+    return result
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("arms_file", sorted((REPO / "experiments").glob("*.yaml")),
+                         ids=lambda path: path.name)
+def test_committed_arms_stay_distinct_runs_under_the_current_params(arms_file: Path) -> None:
+    """An arm that leaves a key to params.yaml changes meaning when the default does (arm p
+    became arm ph when the default took holdout [el, vi]): every trained arm must resolve to
+    its own run."""
+    from hybrid_retrieval.stage import load_params  # noqa: PLC0415
+    params = load_params(REPO / "params.yaml")
+    config = load_config(arms_file)
+    resolved = {arm: json.dumps(_with_overrides(params, spec["params"]), sort_keys=True)
+                for arm, spec in config["arms"].items() if "params" in spec}
+    assert len(set(resolved.values())) == len(resolved), resolved.keys()
