@@ -355,7 +355,10 @@ def _forbidden(workspace: Path) -> list[str]:
 
 def _train(workspace: Path, tmp_path: Path, params_file: Path, *, shards=None,
            base: Path | None = None, extra=()):
-    shards = shards or [workspace / "data/shards/parallel", workspace / "data/shards/domain"]
+    # ``shards`` stands in for the QA and domain folders; the NTREX folder the default
+    # parallel_ratio needs always comes last.
+    shards = [*(shards or [workspace / "data/shards/parallel", workspace / "data/shards/domain"]),
+              workspace / "data/shards/ntrex"]
     args = ["--params", params_file]
     for folder in shards:
         args += ["--shards", folder]

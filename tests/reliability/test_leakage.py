@@ -86,6 +86,7 @@ def test_a_planted_evaluation_text_stops_training(dataset: str, side: str, how: 
 
     args = ["--params", write_params(tmp_path / "params.yaml", tiny_params(tiny_encoder_dir)),
             "--shards", shards, "--shards", tiny_pipeline / "data/shards/domain",
+            "--shards", tiny_pipeline / "data/shards/ntrex",
             "--base-encoder", tiny_pipeline / "models/base_encoder",
             "--out", tmp_path / "encoder", "--live", tmp_path / "dvclive"]
     for name in KNOWN_DATASETS:

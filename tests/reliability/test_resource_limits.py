@@ -67,6 +67,7 @@ def test_train_with_an_absurd_batch_size_fails_in_seconds(tiny_pipeline: Path,
                           tiny_params(tiny_encoder_dir, train__batch_size=10 ** 6))
     args = ["--params", params, "--shards", tiny_pipeline / "data/shards/parallel",
             "--shards", tiny_pipeline / "data/shards/domain",
+            "--shards", tiny_pipeline / "data/shards/ntrex",
             "--base-encoder", tiny_pipeline / "models/base_encoder",
             "--out", tmp_path / "encoder", "--live", tmp_path / "dvclive",
             "--checkpoints", tmp_path / "checkpoints"]
