@@ -64,12 +64,14 @@ def queue_commands(config: dict[str, Any]) -> list[list[str]]:
 
 
 def collect(config: dict[str, Any], out_root: Path, params: dict[str, Any],
-            repo: str = ".") -> list[str]:
+            repo: str = ".", arms: Sequence[str] = ()) -> list[str]:
     """Copy every finished run's outputs to ``out_root/<arm>/``; the runs found. An arm and seed
     whose overrides are the workspace's ``params`` is read from the workspace when no
-    experiment of its name exists."""
+    experiment of its name exists. ``arms``: only these (default all)."""
     found = []
     for arm, spec in trained_arms(config).items():
+        if arms and arm not in arms:
+            continue
         for seed in config["seeds"]:
             name = experiment_name(arm, seed)
             here = matches_params({"seed": seed, **spec["params"]}, params)
@@ -120,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "low_resource_languages; collect: the workspace run's params")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--involving", nargs="+", default=(), metavar="ARM",
-                        help="compare: only the comparisons with one of these arms")
+                        help="compare: only the comparisons with one of these arms; "
+                        "collect: only these arms")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -134,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         compare(config, Path(args.out), load_params(args.params)["low_resource_languages"],
                 BootstrapSettings(args.resamples, 13, 0.95), args.involving)
         return
-    found = collect(config, Path(args.out), load_params(args.params))
+    found = collect(config, Path(args.out), load_params(args.params), arms=args.involving)
     for line in found:
         print(line)
     # Experiment refs live in one repository; the collected files are what a clone has.

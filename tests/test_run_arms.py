@@ -53,6 +53,8 @@ def test_collect_copies_the_default_arm_from_the_workspace(tmp_path: Path,
                                  "d": {"label": "d", "params": {"parallel_ratio": 0}}}}
     found = run_arms.collect(pinned, tmp_path / "arms2", default_p, repo=str(tmp_path))
     assert found == ["p seed 13 <- workspace"]
+    assert run_arms.collect(pinned, tmp_path / "arms3", default_p, repo=str(tmp_path),
+                            arms=["d"]) == []  # only the arms asked for
 
 
 def test_matches_params_compares_dotted_overrides_with_the_params_tree() -> None:
