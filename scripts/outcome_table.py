@@ -87,8 +87,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                             f"and 'python scripts/run_arms.py collect --config {args.config}')")
     outcomes = {arm: arm_outcome(t, spec["datasets"], settings) for arm, t in tables.items()}
     best = best_arm(outcomes, spec["candidates"])
+    # base, the reference default, the arm params.yaml runs now (if another), the best
     roles = {spec["base"]: "base", spec["default"]: _role(config, spec["default"], params)}
-    roles[best] = "best" + (" = default" if _role(config, best, params) == "default" else "")
+    current = next((arm for arm in spec["candidates"] if arm in tables
+                    and _role(config, arm, params) == "default"), None)
+    if current is not None and current not in roles:
+        roles[current] = "default"
+    roles.pop(best, None)
+    roles[best] = "best" + (" = default" if best == current else "")
     labels = {arm: _label(config, arm, len(tables[arm]), role) for arm, role in roles.items()}
 
     dataset = spec["datasets"][0]
