@@ -17,6 +17,7 @@ uncertainty, :func:`~hybrid_retrieval.seed_arms.seed_interval`).
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -59,18 +60,28 @@ def trained_arms(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: arm for name, arm in config["arms"].items() if "params" in arm}
 
 
-def matches_params(overrides: dict[str, Any], params: dict[str, Any]) -> bool:
-    """Whether every ``-S`` override (dotted key -> value) equals ``params``' value: an arm
-    whose overrides match ``params.yaml`` is what the workspace runs."""
+def with_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with ``-S`` overrides (dotted key -> value) applied, as ``dvc exp
+    run`` would; a key that ``params`` lacks raises :class:`PipelineError` naming it."""
+    result = copy.deepcopy(dict(params))
     for key, value in overrides.items():
-        node: Any = params
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        if node != value:
-            return False
-    return True
+        *parents, leaf = key.split(".")
+        node: Any = result
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            raise PipelineError(f"override {key!r} names no key of the params file")
+        node[leaf] = value
+    return result
+
+
+def matches_params(overrides: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """Whether every ``-S`` override equals ``params``' value (0 == 0.0): an arm whose
+    overrides match ``params.yaml`` is what the workspace runs."""
+    try:
+        return with_overrides(params, overrides) == params
+    except PipelineError:
+        return False
 
 
 def experiment_name(arm: str, seed: int) -> str:

@@ -12,7 +12,8 @@ The arms and seeds are ``experiments/research_question.yaml``. Experiments are n
 ``metrics/train_languages.json`` to ``metrics/arms/<arm>/s<seed>_per_query.parquet`` and
 ``s<seed>_train_languages.json`` (small, in git: the README table re-renders on a fresh clone).
 A run whose overrides all equal the workspace's ``params.yaml`` (the default recipe's arm, seed
-13) is also taken from the workspace when no experiment of that name exists. ``--dry-run`` prints the commands only.
+13) is also taken from the workspace when no experiment of that name exists. ``--dry-run``
+prints the commands only.
 
 ``compare`` writes one JSON per comparison of the arms file and language set
 (:func:`hybrid_retrieval.arms.compare_arms`): ``metrics/arms/comparisons/<b>-vs-<a>-<set>.json``,

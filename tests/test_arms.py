@@ -10,11 +10,12 @@ import pyarrow as pa
 import pytest
 
 from hybrid_retrieval.arms import (ALL_LANGUAGES, compare_arms, language_sets, load_config,
-                                   set_slug)
+                                   set_slug, with_overrides)
 from hybrid_retrieval.errors import PipelineError
 from hybrid_retrieval.evaluation import PER_QUERY
 from hybrid_retrieval.headline import BootstrapSettings
 from hybrid_retrieval.io import write_parquet
+from hybrid_retrieval.stage import load_params
 
 LANGS = ["ar", "en", "hi", "vi"]
 
@@ -103,19 +104,6 @@ def test_a_comparison_naming_an_unknown_arm_is_refused(tmp_path: Path) -> None:
         load_config(config)
 
 
-def _with_overrides(params: dict, overrides: dict) -> dict:
-    """``params`` with ``-S`` overrides (dotted keys) applied, as ``dvc exp run`` would."""
-    result = json.loads(json.dumps(params))
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = result
-        for part in parents:
-            node = node[part]
-        assert leaf in node, f"override {key} names no params.yaml key"
-        node[leaf] = value
-    return result
-
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -125,9 +113,8 @@ def test_committed_arms_stay_distinct_runs_under_the_current_params(arms_file: P
     """An arm that leaves a key to params.yaml changes meaning when the default does (arm p
     became arm ph when the default took holdout [el, vi]): every trained arm must resolve to
     its own run."""
-    from hybrid_retrieval.stage import load_params  # noqa: PLC0415
     params = load_params(REPO / "params.yaml")
     config = load_config(arms_file)
-    resolved = {arm: json.dumps(_with_overrides(params, spec["params"]), sort_keys=True)
+    resolved = {arm: json.dumps(with_overrides(params, spec["params"]), sort_keys=True)
                 for arm, spec in config["arms"].items() if "params" in spec}
     assert len(set(resolved.values())) == len(resolved), resolved.keys()
