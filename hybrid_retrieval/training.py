@@ -47,6 +47,7 @@ from .errors import PipelineError
 from .io import atomic_path, write_json
 from .losses import InfoNCELoss
 from .model_card import CARD_FILE, read_card_inputs, render_model_card
+from .packed import PackedDualEncoder, supports_packing
 from .precision import Precision, autocast, machine_facts, resolve_precision
 from .progress import progress_bar
 from .resources import check_training_memory
@@ -101,6 +102,8 @@ class TrainConfig:
     max_grad_norm: float = param(1.0, help="gradient clipping norm (0 = none)", low=0)
     grad_accum_steps: int = param(1, help="batches accumulated per optimizer step", low=1)
     freeze_word_embeddings: bool = param(True, help="keep the word embeddings fixed")
+    packing: bool = param(True, help="padding-free forward (hybrid_retrieval/packed.py): layers "
+                          "run on real tokens only; false = each side padded to its longest text")
     language_sampling: LanguageSampling = param(
         LanguageSampling.UNIFORM, help="how a batch's language pair is drawn: uniform over "
         "pairs, or proportional to their sizes")
@@ -242,6 +245,21 @@ def prepare_model(model: torch.nn.Module, freeze_word_embeddings: bool) -> list[
         # and AdamW moments.
         model.get_input_embeddings().weight.requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def build_dual_encoder(model: torch.nn.Module, packing: bool) -> DualEncoder:
+    """The query/passage module a training step calls: :class:`PackedDualEncoder` (padding-free)
+    when ``packing`` (``train.packing``), else :class:`DualEncoder` (each side padded).
+
+    Raises :class:`PipelineError` when packing is asked for a model that is not BERT-layout.
+    """
+    if not packing:
+        return DualEncoder(model)
+    if not supports_packing(model):
+        raise PipelineError(f"train.packing is true, but the encoder ({model.config.model_type}) "
+                            f"is not a BERT-layout encoder with absolute positions; set "
+                            f"train.packing: false")
+    return PackedDualEncoder(model)
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig,
@@ -401,7 +419,7 @@ def _set_up(config: TrainConfig, shard_dirs: Sequence[str | os.PathLike], base_e
     checkpoints = CheckpointStore(checkpoint_dir, fingerprint, config.keep_checkpoints)
     saved = checkpoints.latest()  # restored before DDP wraps (and broadcasts) the model
     progress = checkpoints.restore(saved, state, ddp.rank) if saved is not None else Progress()
-    dual: torch.nn.Module = DualEncoder(model)
+    dual = build_dual_encoder(model, config.packing)
     if ddp.enabled:
         dual = torch.nn.parallel.DistributedDataParallel(
             dual, device_ids=[device.index] if device.type == "cuda" else None)
@@ -521,6 +539,7 @@ def _summary(run: _Run, progress: Progress) -> dict[str, Any]:
     last = history[-1] if history else {}
     return {
         "steps": config.steps, "world_size": run.ddp.world_size, "precision": run.precision,
+        "forward": "packed" if config.packing else "padded",
         "source_ratios": dict(sorted(run.sampler.source_ratios.items())),
         "pairs_seen": config.steps * config.grad_accum_steps * config.batch_size
         * run.ddp.world_size,
