@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .encoder import DualEncoder
+from .errors import PipelineError
 
 _PACKABLE_MODEL_TYPES = {"bert", "xlm-roberta", "roberta", "camembert"}
 
@@ -118,8 +119,8 @@ def packed_embed(model: torch.nn.Module,
         attended = _residual(layer.attention.output, context, states)
         states = _residual(layer.output, layer.intermediate(attended), attended)
     row_of_token = torch.div(keep, width, rounding_mode="floor")
-    summed = states.float().new_zeros(rows, states.shape[1]).index_add(0, row_of_token,
-                                                                        states.float())
+    states = states.float()
+    summed = states.new_zeros(rows, states.shape[1]).index_add(0, row_of_token, states)
     pooled = F.normalize(summed / counts.unsqueeze(1).to(summed.dtype), p=2, dim=-1)
     return list(pooled.split([int(b["attention_mask"].shape[0]) for b in batches]))
 
@@ -131,8 +132,10 @@ class PackedDualEncoder(DualEncoder):
 
     def __init__(self, encoder: torch.nn.Module) -> None:
         if not supports_packing(encoder):
-            raise ValueError(f"{type(encoder).__name__} is not a BERT-layout encoder with absolute "
-                             f"positions; packing needs one (train.packing: false pads instead)")
+            model_type = getattr(getattr(encoder, "config", None), "model_type", None)
+            raise PipelineError(f"train.packing is true, but the encoder ({model_type}) is not a "
+                                f"BERT-layout encoder with absolute positions; set "
+                                f"train.packing: false")
         super().__init__(encoder)
 
     def forward(self, queries: Mapping[str, torch.Tensor],

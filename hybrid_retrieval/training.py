@@ -47,7 +47,7 @@ from .errors import PipelineError
 from .io import atomic_path, write_json
 from .losses import InfoNCELoss
 from .model_card import CARD_FILE, read_card_inputs, render_model_card
-from .packed import PackedDualEncoder, supports_packing
+from .packed import PackedDualEncoder
 from .precision import Precision, autocast, machine_facts, resolve_precision
 from .progress import progress_bar
 from .resources import check_training_memory
@@ -253,13 +253,7 @@ def build_dual_encoder(model: torch.nn.Module, packing: bool) -> DualEncoder:
 
     Raises :class:`PipelineError` when packing is asked for a model that is not BERT-layout.
     """
-    if not packing:
-        return DualEncoder(model)
-    if not supports_packing(model):
-        raise PipelineError(f"train.packing is true, but the encoder ({model.config.model_type}) "
-                            f"is not a BERT-layout encoder with absolute positions; set "
-                            f"train.packing: false")
-    return PackedDualEncoder(model)
+    return PackedDualEncoder(model) if packing else DualEncoder(model)
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig,
